@@ -61,6 +61,23 @@ func decodeContentDepth(ct string, body []byte, allowCPIM bool) (content, error)
 	return content{}, fmt.Errorf("%w: %q", ErrUnsupportedType, mt)
 }
 
+// CheckContentType reports whether a SIP body of this Content-Type could be
+// carried (IM-08) without looking at the body: for a body too large to read,
+// DESIGN.md's order of refusals still wants 415 before 413. message/cpim
+// passes (its inner type is only known from the body).
+func CheckContentType(ct string) error {
+	mt, params, _ := strings.Cut(ct, ";")
+	mt = strings.TrimSpace(mt)
+	switch {
+	case mt == "" || strings.EqualFold(mt, "text/plain"), strings.EqualFold(mt, "text/html"):
+		_, err := checkCharset(params)
+		return err
+	case strings.EqualFold(mt, "message/cpim"):
+		return nil
+	}
+	return fmt.Errorf("%w: %q", ErrUnsupportedType, mt)
+}
+
 // checkCharset accepts no charset, utf-8 and us-ascii (reporting the last).
 func checkCharset(params string) (ascii bool, err error) {
 	for p := range strings.SplitSeq(params, ";") {

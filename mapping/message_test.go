@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -297,5 +298,27 @@ func TestMessageRoundTrip(t *testing.T) {
 	if out.From != in.RequestURI || out.RequestURI != in.From || out.CallID != in.CallID ||
 		out.Subject != in.Subject || out.ContentLanguage != in.ContentLanguage || !bytes.Equal(out.Body, in.Body) {
 		t.Errorf("round trip\n in %+v\nout %+v", in, out)
+	}
+}
+
+func TestCheckContentType(t *testing.T) {
+	cases := []struct {
+		ct   string
+		want error
+	}{
+		{"", nil},
+		{"text/plain", nil},
+		{"Text/Plain; charset=UTF-8", nil},
+		{"text/plain;charset=us-ascii", nil},
+		{"text/plain;charset=iso-8859-1", ErrUnsupportedCharset},
+		{"text/html", nil},
+		{"message/cpim", nil},
+		{"application/vnd.foo", ErrUnsupportedType},
+		{"image/png", ErrUnsupportedType},
+	}
+	for _, c := range cases {
+		if err := CheckContentType(c.ct); !errors.Is(err, c.want) && !(err == nil && c.want == nil) {
+			t.Errorf("CheckContentType(%q) = %v, want %v", c.ct, err, c.want)
+		}
 	}
 }

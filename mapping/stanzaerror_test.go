@@ -288,53 +288,6 @@ func TestErrorForMSRP(t *testing.T) {
 	}
 }
 
-func TestReasonPhrase(t *testing.T) {
-	tests := []struct {
-		code int
-		want string
-	}{
-		{200, "OK"},
-		{202, "Accepted"},
-		{301, "Moved Permanently"},
-		{400, "Bad Request"},
-		{403, "Forbidden"},
-		{404, "Not Found"},
-		{408, "Request Timeout"},
-		{410, "Gone"},
-		{413, "Request Entity Too Large"},
-		{415, "Unsupported Media Type"},
-		{416, "Unsupported URI Scheme"},
-		{480, "Temporarily Unavailable"},
-		{491, "Request Pending"},
-		{500, "Server Internal Error"},
-		{501, "Not Implemented"},
-		{503, "Service Unavailable"},
-		{603, "Decline"},
-		{604, "Does Not Exist Anywhere"},
-		{606, "Not Acceptable"},
-		{499, "Client Error"},
-		{599, "Server Error"},
-		{699, "Global Failure"},
-		{42, ""},
-	}
-	for _, tt := range tests {
-		if got := ReasonPhrase(tt.code); got != tt.want {
-			t.Errorf("ReasonPhrase(%d) = %q, want %q", tt.code, got, tt.want)
-		}
-	}
-	// Every code a table can produce has its own phrase.
-	for _, cond := range []string{"bad-request", "feature-not-implemented", "forbidden", "gone", "item-not-found",
-		"not-acceptable", "not-authorized", "recipient-unavailable", "redirect", "registration-required",
-		"remote-server-timeout", "unexpected-request", "internal-server-error"} {
-		for _, full := range []bool{true, false} {
-			code, _ := SIPStatusForError(StanzaError{Condition: cond, Gone: "xmpp:a@b.c"}, full)
-			if p := ReasonPhrase(code); p == "" || p == "Client Error" || p == "Server Error" || p == "Global Failure" || p == "Redirection" {
-				t.Errorf("no standard phrase for %d (%s)", code, cond)
-			}
-		}
-	}
-}
-
 func TestStanzaErrorError(t *testing.T) {
 	tests := []struct {
 		e    StanzaError

@@ -1,0 +1,63 @@
+# stox: see README.md. `make test` is what CI runs (.ci/run).
+GO        ?= go
+PKGS      := ./...
+APT_PKGS  := prosody sip-tester
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build deps test unit integration vet fmt-check fuzz bench demo clean
+
+all: build
+
+build:
+	$(GO) build -o stox ./examples/gateway
+
+# deps installs the real peers the integration tests and the demo start.
+deps:
+	@missing=""; \
+	command -v prosody >/dev/null 2>&1 || missing="$$missing prosody"; \
+	command -v sipp    >/dev/null 2>&1 || missing="$$missing sip-tester"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+# test: formatting, vet, unit and integration tests with -race. Under make a
+# missing peer binary is a failure, not a skip (STOX_REQUIRE_PEERS=1).
+test: deps fmt-check vet
+	STOX_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 -short $(PKGS)
+
+integration: deps
+	STOX_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 15m ./integration/...
+
+# fuzz runs every fuzz target briefly (FUZZTIME each).
+FUZZTIME ?= 15s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+# bench: micro-benchmarks of the hot paths with allocations.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./mapping ./sipside ./component
+
+# demo: Prosody, stox, a scripted XMPP user and a scripted SIP user on
+# loopback; Ctrl-C stops everything it started.
+demo: deps
+	$(GO) run ./examples/demo
+
+clean:
+	rm -f stox

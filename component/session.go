@@ -1,0 +1,252 @@
+package component
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// registry holds the live Sessions, one per XMPP user (bare JID).
+type registry struct {
+	g      *Gateway
+	mu     sync.Mutex
+	m      map[string]*Session
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func newRegistry(g *Gateway) *registry {
+	return &registry{g: g, m: make(map[string]*Session)}
+}
+
+// submit hands a message to the user's session, creating it if needed. It
+// never blocks: a full session refuses with ErrQueueFull.
+func (r *registry) submit(bare string, o *outgoing) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	s := r.m[bare]
+	if s == nil {
+		s = newSession(r.g, bare)
+		r.m[bare] = s
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			s.run()
+		}()
+	}
+	select {
+	case s.in <- o:
+		return nil
+	default:
+		return ErrQueueFull
+	}
+}
+
+// leave removes an idle session; it fails if work arrived meanwhile.
+func (r *registry) leave(s *Session) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(s.in) > 0 {
+		return false
+	}
+	delete(r.m, s.bare)
+	return true
+}
+
+// count reports the number of live sessions.
+func (r *registry) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.m)
+}
+
+// closeAll stops every session: each gets grace to finish what is in flight;
+// then what is still queued or in flight is answered with an error.
+func (r *registry) closeAll(grace time.Duration) {
+	r.mu.Lock()
+	r.closed = true
+	ss := make([]*Session, 0, len(r.m))
+	for _, s := range r.m {
+		ss = append(ss, s)
+	}
+	r.mu.Unlock()
+	for _, s := range ss {
+		s.stop(grace)
+	}
+	r.wg.Wait()
+}
+
+// Session is one XMPP user's state on the gateway. All of it changes on the
+// session's own task loop; XMPP and SIP callbacks only enqueue (STYLE.md).
+// Messages to one SIP destination leave one at a time, in arrival order
+// (RFC 3428 s8: no second MESSAGE to the same URI while one is pending).
+type Session struct {
+	g    *Gateway
+	bare string
+	log  *slog.Logger
+
+	in   chan *outgoing     // from the XMPP read loop
+	done chan sendResult    // from delivery goroutines
+	quit chan time.Duration // stop request with its grace
+
+	dests   map[string]*destQueue
+	pending int // queued, not yet in flight
+	busy    int // in flight
+	ctx     context.Context
+	cancel  context.CancelFunc
+	sends   sync.WaitGroup
+}
+
+type destQueue struct {
+	q    []*outgoing
+	busy bool
+}
+
+type sendResult struct{ dest string }
+
+func newSession(g *Gateway, bare string) *Session {
+	ctx, cancel := context.WithCancel(g.ctx)
+	return &Session{
+		g:      g,
+		bare:   bare,
+		log:    g.log.With("user", bare),
+		in:     make(chan *outgoing, 64),
+		done:   make(chan sendResult, 16),
+		quit:   make(chan time.Duration, 1),
+		dests:  make(map[string]*destQueue),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+}
+
+func (s *Session) stop(grace time.Duration) {
+	select {
+	case s.quit <- grace:
+	default:
+	}
+}
+
+func (s *Session) run() {
+	idle := time.NewTimer(s.g.cfg.SessionIdle)
+	defer idle.Stop()
+	defer s.cancel()
+	for {
+		select {
+		case o := <-s.in:
+			s.enqueue(o)
+		case r := <-s.done:
+			s.finished(r)
+		case grace := <-s.quit:
+			s.shutdown(grace)
+			return
+		case <-idle.C:
+			if s.pending == 0 && s.busy == 0 && s.g.sessions.leave(s) {
+				return
+			}
+		}
+		if s.pending == 0 && s.busy == 0 {
+			idle.Reset(s.g.cfg.SessionIdle)
+		}
+	}
+}
+
+func (s *Session) enqueue(o *outgoing) {
+	if s.pending >= s.g.cfg.SessionQueue {
+		s.log.Warn("too many messages waiting for SIP; refusing", "to", o.sip.RequestURI, "pending", s.pending)
+		if !o.quiet {
+			s.g.replyError(o.stanza, stanzaErrorFor(ErrQueueFull))
+		}
+		return
+	}
+	dest := o.sip.RequestURI
+	d := s.dests[dest]
+	if d == nil {
+		d = &destQueue{}
+		s.dests[dest] = d
+	}
+	d.q = append(d.q, o)
+	s.pending++
+	s.kick(dest, d)
+}
+
+// finished records the end of a send and starts the next one to that
+// destination.
+func (s *Session) finished(r sendResult) {
+	s.busy--
+	d := s.dests[r.dest]
+	d.busy = false
+	s.kick(r.dest, d)
+}
+
+// kick starts the next send toward dest if none is in flight.
+func (s *Session) kick(dest string, d *destQueue) {
+	if d.busy {
+		return
+	}
+	if len(d.q) == 0 {
+		delete(s.dests, dest)
+		return
+	}
+	o := d.q[0]
+	d.q[0] = nil
+	d.q = d.q[1:]
+	d.busy = true
+	s.pending--
+	s.busy++
+	s.sends.Add(1)
+	go func() {
+		defer s.sends.Done()
+		s.g.deliver(s.ctx, o)
+		s.done <- sendResult{dest: dest} // the loop drains done until all sends ended
+	}()
+}
+
+// shutdown waits up to grace for messages to leave, then cancels what is in
+// flight (answered by deliver with an error) and refuses what is queued.
+func (s *Session) shutdown(grace time.Duration) {
+	// The registry is closed before quit is sent: what is in s.in now is all
+	// that will ever come.
+	for drained := false; !drained; {
+		select {
+		case o := <-s.in:
+			s.enqueue(o)
+		default:
+			drained = true
+		}
+	}
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	for s.pending+s.busy > 0 {
+		select {
+		case r := <-s.done:
+			s.finished(r)
+		case o := <-s.in:
+			s.enqueue(o)
+		case <-deadline.C:
+			s.cancel()
+			for dest, d := range s.dests {
+				for _, o := range d.q {
+					if !o.quiet {
+						s.g.replyError(o.stanza, stanzaErrorFor(ErrClosed))
+					}
+				}
+				s.pending -= len(d.q)
+				d.q = nil
+				if !d.busy {
+					delete(s.dests, dest)
+				}
+			}
+			for s.busy > 0 {
+				<-s.done
+				s.busy--
+			}
+			s.sends.Wait()
+			return
+		}
+	}
+	s.sends.Wait()
+}

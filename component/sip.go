@@ -1,0 +1,116 @@
+package component
+
+import (
+	"context"
+	"errors"
+
+	"github.com/stox-gw/stox/mapping"
+	"github.com/stox-gw/stox/sipside"
+)
+
+const nsXHTMLIM = "http://jabber.org/protocol/xhtml-im"
+
+// retryAfter is the Retry-After (seconds) sent with 503 when the XMPP side
+// cannot take more messages.
+const retryAfter = "30"
+
+// HandleSIPMessage is the sipside.MessageHandler: it turns a SIP MESSAGE into
+// an XMPP <message/> (IM-07, TV-03) and decides the final response. sipside
+// has already refused untrusted sources (403) and malformed requests (400);
+// the rest of DESIGN.md's order is kept here: unserved domain or unknown user
+// (404), unsupported body (415), size (413). 202 is answered once the stanza is
+// written to the XMPP server or queued for it while the server is away.
+func (g *Gateway) HandleSIPMessage(_ context.Context, m *sipside.IncomingMessage) sipside.Reply {
+	to, err := g.addr.XMPPUserJID(m.RequestURI)
+	if err != nil {
+		return g.refuseSIP(m, err)
+	}
+	from, err := g.addr.SIPUserJID(m.From)
+	if err != nil {
+		return g.refuseSIP(m, err)
+	}
+	if m.TooLarge {
+		// sipside did not read a body over its limit; the type is still
+		// judged first (415 before 413).
+		if err := mapping.CheckContentType(m.ContentType); err != nil {
+			return g.refuseSIP(m, err)
+		}
+		g.log.Info("SIP MESSAGE refused", "code", 413, "from", m.From, "to", m.RequestURI, "body_bytes", m.BodySize)
+		return sipside.Reply{Code: 413}
+	}
+	xm, err := g.addr.MessageFromSIP(mapping.SIPMessage{
+		RequestURI:      m.RequestURI,
+		From:            m.From,
+		To:              m.To,
+		CallID:          m.CallID,
+		Subject:         m.Subject,
+		ContentType:     m.ContentType,
+		ContentLanguage: m.ContentLanguage,
+		Body:            m.Body,
+	})
+	if err != nil {
+		return g.refuseSIP(m, err)
+	}
+	xm.From, xm.To = from, to
+	st := g.stanzaFromMessage(xm)
+	b := st.Bytes()
+	if len(b) > g.cfg.MaxStanzaSize {
+		g.log.Info("SIP MESSAGE refused", "code", 413, "from", m.From, "to", m.RequestURI, "stanza_bytes", len(b), "limit", g.cfg.MaxStanzaSize)
+		return sipside.Reply{Code: 413}
+	}
+	queued, err := g.out.send(b)
+	if err != nil {
+		g.log.Warn("SIP MESSAGE refused: XMPP side cannot take it", "code", 503, "from", m.From, "to", m.RequestURI, "err", err)
+		return sipside.Reply{Code: 503, Headers: map[string]string{"Retry-After": retryAfter}}
+	}
+	g.log.Debug("SIP MESSAGE to XMPP", "from", from, "to", to, "id", xm.ID, "queued", queued)
+	return sipside.Reply{Code: 202}
+}
+
+// refuseSIP maps a translation error to the SIP final response.
+func (g *Gateway) refuseSIP(m *sipside.IncomingMessage, err error) sipside.Reply {
+	r := sipside.Reply{Code: 400}
+	switch {
+	case errors.Is(err, mapping.ErrSIPS), errors.Is(err, mapping.ErrLoop):
+		// ADDR-05: never translate sips: (RFC 7247 s8); and a SIP From that
+		// claims a served XMPP domain is a loop or a spoof.
+		r.Code = 403
+	case errors.Is(err, mapping.ErrTel):
+		r.Code = 416 // ADDR-04
+	case errors.Is(err, mapping.ErrUnservedDomain), errors.Is(err, mapping.ErrNoUser), errors.Is(err, mapping.ErrForeignDomain):
+		r.Code = 404
+	case errors.Is(err, mapping.ErrUnsupportedType), errors.Is(err, mapping.ErrUnsupportedCharset):
+		r.Code = 415 // IM-08, TV-05
+		r.Headers = map[string]string{"Accept": mapping.AcceptHeader}
+	case errors.Is(err, mapping.ErrMalformedURI), errors.Is(err, mapping.ErrMalformedJID), errors.Is(err, mapping.ErrBadBody):
+		r.Code = 400 // ADDR-14
+	}
+	g.log.Info("SIP MESSAGE refused", "code", r.Code, "from", m.From, "to", m.RequestURI, "source", m.Source.String(), "err", err)
+	return r
+}
+
+// stanzaFromMessage renders an S->X message (IM-07: no type attribute).
+func (g *Gateway) stanzaFromMessage(xm mapping.XMPPMessage) *Element {
+	e := NewElement(nsComponent, "message")
+	e.SetAttr("from", xm.From).SetAttr("to", xm.To).SetAttr("id", g.newID())
+	if xm.Type != "" {
+		e.SetAttr("type", xm.Type)
+	}
+	e.SetLang(xm.Lang)
+	if xm.Thread != "" {
+		e.Add(TextElement(nsComponent, "thread", xm.Thread))
+	}
+	if xm.Subject != "" {
+		e.Add(TextElement(nsComponent, "subject", xm.Subject))
+	}
+	for _, b := range xm.Bodies {
+		e.Add(TextElement(nsComponent, "body", b.Text)).SetLang(b.Lang)
+	}
+	if xm.XHTML != "" {
+		html := e.Add(NewElement(nsXHTMLIM, "html"))
+		html.Add(&Element{Space: nsXHTML, Local: "body", Raw: xm.XHTML})
+	}
+	return e
+}
+
+const nsXHTML = "http://www.w3.org/1999/xhtml"

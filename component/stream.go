@@ -1,0 +1,159 @@
+package component
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"gosrc.io/xmpp/stanza"
+)
+
+const (
+	nsComponent = stanza.NSComponent
+	nsClient    = stanza.NSClient
+	nsStream    = stanza.NSStream
+	nsStanzas   = "urn:ietf:params:xml:ns:xmpp-stanzas"
+	nsStreams   = "urn:ietf:params:xml:ns:xmpp-streams"
+)
+
+// stream is one XEP-0114 connection to the XMPP server. It is written by many
+// goroutines (one Write per stanza, under mu) and read by one.
+type stream struct {
+	conn    net.Conn
+	dec     *xml.Decoder
+	mu      sync.Mutex // serialises writes
+	timeout time.Duration
+}
+
+// handshakeToken is lowercase-hex(SHA-1(streamID || secret)) (XEP-0114 s3, TV-14).
+func handshakeToken(streamID, secret string) string {
+	h := sha1.Sum([]byte(streamID + secret))
+	return hex.EncodeToString(h[:])
+}
+
+// dialStream connects, opens the stream and authenticates (COMP-01, COMP-02).
+// Errors that retrying cannot fix (wrong secret, domain conflict) wrap
+// ErrHandshakeRejected.
+func dialStream(ctx context.Context, addr, domain, secret string, timeout time.Duration) (*stream, error) {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("component: dial %s: %w", addr, err)
+	}
+	s := &stream{conn: conn, timeout: timeout}
+	// The whole opening exchange must finish within the timeout, or when ctx ends.
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	s.dec = xml.NewDecoder(bufio.NewReaderSize(conn, 64<<10))
+	open := fmt.Sprintf("<?xml version='1.0'?><stream:stream to='%s' xmlns='%s' xmlns:stream='%s'>",
+		xmlAttrEscape(domain), nsComponent, nsStream)
+	if _, err := io.WriteString(conn, open); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("component: open stream: %w", err)
+	}
+	id, err := stanza.InitStream(s.dec)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("component: open stream: %w", err)
+	}
+	if _, err := io.WriteString(conn, "<handshake>"+handshakeToken(id, secret)+"</handshake>"); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("component: handshake: %w", err)
+	}
+	p, err := stanza.NextPacket(s.dec)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("component: handshake: %w", err)
+	}
+	switch v := p.(type) {
+	case stanza.Handshake:
+	case stanza.StreamError:
+		conn.Close()
+		return nil, fmt.Errorf("%w: stream error %s %s", ErrHandshakeRejected, v.Error.Local, v.Text)
+	default:
+		conn.Close()
+		return nil, fmt.Errorf("%w: unexpected <%s/>", ErrHandshakeRejected, p.Name())
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return s, nil
+}
+
+// write sends one serialised stanza. A write that cannot complete within the
+// timeout breaks the stream (the supervisor then reconnects).
+func (s *stream) write(b []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
+	if _, err := s.conn.Write(b); err != nil {
+		_ = s.conn.Close()
+		return fmt.Errorf("%w: %v", ErrNotConnected, err)
+	}
+	return nil
+}
+
+// read returns the next top-level element. At the server's </stream:stream>
+// it returns errStreamClosed; a stream error returns an error naming it.
+func (s *stream) read() (*Element, error) {
+	for {
+		tok, err := s.dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			if t.Name.Space == nsStream && t.Name.Local == "stream" {
+				return nil, errStreamClosed
+			}
+		case xml.StartElement:
+			e, err := readElement(s.dec, t, 0)
+			if err != nil {
+				return nil, err
+			}
+			if e.Space == nsStream && e.Local == "error" {
+				cond := "undefined-condition"
+				for _, c := range e.Children {
+					if c.Space == nsStreams && c.Local != "text" {
+						cond = c.Local
+					}
+				}
+				return nil, fmt.Errorf("%w: %s", errStreamError, cond)
+			}
+			return e, nil
+		}
+	}
+}
+
+// close ends the stream politely and closes the connection; waiting for the
+// server's own </stream:stream> is bounded by grace.
+func (s *stream) close(grace time.Duration) {
+	s.mu.Lock()
+	_ = s.conn.SetWriteDeadline(time.Now().Add(grace))
+	_, _ = io.WriteString(s.conn, "</stream:stream>")
+	s.mu.Unlock()
+	_ = s.conn.SetReadDeadline(time.Now().Add(grace))
+}
+
+// kill closes the connection at once.
+func (s *stream) kill() { _ = s.conn.Close() }
+
+var (
+	errStreamClosed = errors.New("component: server closed the stream")
+	errStreamError  = errors.New("component: stream error")
+)
+
+func xmlAttrEscape(s string) string {
+	var b strings.Builder
+	escapeAttr(&b, s)
+	return b.String()
+}

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the TOML configuration file (DESIGN.md "Configuration contract";
+// the key names are a public interface). Every key is documented in the
+// README's configuration reference.
+type Config struct {
+	XMPP  XMPPConfig  `toml:"xmpp"`
+	SIP   SIPConfig   `toml:"sip"`
+	MSRP  MSRPConfig  `toml:"msrp"`
+	Chat  ChatConfig  `toml:"chat"`
+	Store StoreConfig `toml:"store"`
+	Admin AdminConfig `toml:"admin"`
+	Log   LogConfig   `toml:"log"`
+}
+
+type XMPPConfig struct {
+	Component     string   `toml:"component"`
+	Server        string   `toml:"server"`
+	Secret        string   `toml:"secret"`
+	Domains       []string `toml:"domains"`
+	PingInterval  Duration `toml:"ping_interval"`
+	PingTimeout   Duration `toml:"ping_timeout"`
+	ReconnectMax  Duration `toml:"reconnect_max"`
+	MaxStanzaSize int      `toml:"max_stanza_size"`
+	QueueLimit    int      `toml:"queue_limit"`
+	QueueMaxAge   Duration `toml:"queue_max_outage"`
+}
+
+type SIPConfig struct {
+	Domain             string   `toml:"domain"`
+	Listen             []string `toml:"listen"`
+	OutboundProxy      string   `toml:"outbound_proxy"`
+	Trusted            []string `toml:"trusted"`
+	ForeignDomains     *bool    `toml:"foreign_domains"`
+	LargeMessages      string   `toml:"large_messages"`
+	TLSCert            string   `toml:"tls_cert"`
+	TLSKey             string   `toml:"tls_key"`
+	TransactionTimeout Duration `toml:"transaction_timeout"`
+	MaxInFlight        int      `toml:"max_in_flight"`
+	MaxMessageBody     int      `toml:"max_message_body"`
+	UserQueue          int      `toml:"user_queue"`
+}
+
+type MSRPConfig struct {
+	Listen string `toml:"listen"`
+}
+
+type ChatConfig struct {
+	Mode string `toml:"mode"`
+}
+
+type StoreConfig struct {
+	Path string `toml:"path"`
+}
+
+type AdminConfig struct {
+	JIDs []string `toml:"jids"`
+}
+
+type LogConfig struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// Duration is a TOML string like "30s" or "5m".
+type Duration struct{ time.Duration }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (like \"30s\"): %q", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// configError names the key and the problem.
+type configError struct {
+	Key, Problem string
+}
+
+func (e *configError) Error() string { return e.Key + ": " + e.Problem }
+
+func keyErr(key, format string, args ...any) error {
+	return &configError{Key: key, Problem: fmt.Sprintf(format, args...)}
+}
+
+// loadConfig reads, decodes and validates a configuration file. Unknown keys
+// are errors, so a misspelt key never silently falls back to a default.
+func loadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseConfig(string(raw))
+}
+
+func parseConfig(text string) (*Config, error) {
+	var c Config
+	md, err := toml.Decode(text, &c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			if pe.LastKey != "" {
+				return nil, keyErr(pe.LastKey, "line %d: %v", pe.Position.Line, pe)
+			}
+			return nil, fmt.Errorf("line %d: %v", pe.Position.Line, pe)
+		}
+		// Type errors name the key: "toml: line 3 (last key "sip.listen"): ..."
+		return nil, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, keyErr(und[0].String(), "unknown key")
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) validate() error {
+	x := &c.XMPP
+	if x.Component == "" {
+		return keyErr("xmpp.component", "required (the component's JID, as registered in the XMPP server)")
+	}
+	if err := checkDomain(x.Component); err != nil {
+		return keyErr("xmpp.component", "%v", err)
+	}
+	if x.Server == "" {
+		return keyErr("xmpp.server", "required (host:port of the XMPP server's component port)")
+	}
+	if _, _, err := net.SplitHostPort(x.Server); err != nil {
+		return keyErr("xmpp.server", "want host:port: %v", err)
+	}
+	if x.Secret == "" {
+		return keyErr("xmpp.secret", "required")
+	}
+	if len(x.Domains) == 0 {
+		return keyErr("xmpp.domains", "required: at least one XMPP domain whose users SIP users may reach")
+	}
+	for i, d := range x.Domains {
+		if err := checkDomain(d); err != nil {
+			return keyErr(fmt.Sprintf("xmpp.domains[%d]", i), "%v", err)
+		}
+		if strings.EqualFold(d, x.Component) {
+			return keyErr(fmt.Sprintf("xmpp.domains[%d]", i), "must differ from xmpp.component")
+		}
+	}
+	if x.MaxStanzaSize != 0 && x.MaxStanzaSize < 10000 {
+		return keyErr("xmpp.max_stanza_size", "must be at least 10000 (RFC 6120 s13.12)")
+	}
+	if x.QueueLimit < 0 {
+		return keyErr("xmpp.queue_limit", "must not be negative")
+	}
+
+	s := &c.SIP
+	if s.Domain == "" {
+		s.Domain = x.Component
+	}
+	if err := checkDomain(s.Domain); err != nil {
+		return keyErr("sip.domain", "%v", err)
+	}
+	if len(s.Listen) == 0 {
+		return keyErr("sip.listen", "required: at least one of udp:HOST:PORT, tcp:HOST:PORT, tls:HOST:PORT")
+	}
+	hasTLS := false
+	for i, l := range s.Listen {
+		tr, _, err := splitListen(l)
+		if err != nil {
+			return keyErr(fmt.Sprintf("sip.listen[%d]", i), "%v", err)
+		}
+		hasTLS = hasTLS || tr == "tls"
+	}
+	if hasTLS && (s.TLSCert == "" || s.TLSKey == "") {
+		return keyErr("sip.tls_cert", "a tls: listener needs sip.tls_cert and sip.tls_key")
+	}
+	for _, f := range []struct{ key, path string }{{"sip.tls_cert", s.TLSCert}, {"sip.tls_key", s.TLSKey}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				return keyErr(f.key, "%v", err)
+			}
+		}
+	}
+	if s.OutboundProxy != "" {
+		if !strings.HasPrefix(s.OutboundProxy, "sip:") && !strings.HasPrefix(s.OutboundProxy, "sips:") {
+			return keyErr("sip.outbound_proxy", "want a SIP URI like sip:127.0.0.1:5070;transport=udp")
+		}
+	}
+	if _, err := c.trustedPrefixes(); err != nil {
+		return err
+	}
+	switch s.LargeMessages {
+	case "":
+		s.LargeMessages = "tcp"
+	case "tcp", "chunk", "reject":
+	default:
+		return keyErr("sip.large_messages", "want \"tcp\", \"chunk\" or \"reject\", not %q", s.LargeMessages)
+	}
+	if s.MaxInFlight < 0 || s.MaxMessageBody < 0 || s.UserQueue < 0 {
+		return keyErr("sip", "limits must not be negative")
+	}
+
+	if c.MSRP.Listen != "" {
+		tr, _, err := splitListen(c.MSRP.Listen)
+		if err != nil || (tr != "tcp" && tr != "tls") {
+			return keyErr("msrp.listen", "want tcp:HOST:PORT or tls:HOST:PORT")
+		}
+	}
+	switch c.Chat.Mode {
+	case "", "message":
+		c.Chat.Mode = "message"
+	case "msrp", "auto":
+		return keyErr("chat.mode", "%q is not implemented yet; only \"message\" (page mode) works in this version", c.Chat.Mode)
+	default:
+		return keyErr("chat.mode", "want \"message\", \"msrp\" or \"auto\", not %q", c.Chat.Mode)
+	}
+	for i, j := range c.Admin.JIDs {
+		if !strings.Contains(j, "@") || strings.ContainsAny(j, " /") {
+			return keyErr(fmt.Sprintf("admin.jids[%d]", i), "want a bare JID like admin@example.com, not %q", j)
+		}
+	}
+	if _, err := c.logLevel(); err != nil {
+		return err
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		return keyErr("log.format", "want \"text\" or \"json\", not %q", c.Log.Format)
+	}
+	return nil
+}
+
+func (c *Config) foreignDomains() bool {
+	return c.SIP.ForeignDomains == nil || *c.SIP.ForeignDomains
+}
+
+func (c *Config) trustedPrefixes() ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for i, t := range c.SIP.Trusted {
+		p, err := netip.ParsePrefix(t)
+		if err != nil {
+			a, err2 := netip.ParseAddr(t)
+			if err2 != nil {
+				return nil, keyErr(fmt.Sprintf("sip.trusted[%d]", i), "want an address or CIDR prefix like 127.0.0.1/32, not %q", t)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		ps = append(ps, p.Masked())
+	}
+	return ps, nil
+}
+
+func (c *Config) logLevel() (slog.Level, error) {
+	switch strings.ToLower(c.Log.Level) {
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "debug":
+		return slog.LevelDebug, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, keyErr("log.level", "want debug, info, warn or error, not %q", c.Log.Level)
+}
+
+// splitListen parses "udp:127.0.0.1:5060".
+func splitListen(s string) (transport, hostport string, err error) {
+	tr, hp, ok := strings.Cut(s, ":")
+	if !ok {
+		return "", "", fmt.Errorf("want TRANSPORT:HOST:PORT, not %q", s)
+	}
+	switch tr {
+	case "udp", "tcp", "tls":
+	default:
+		return "", "", fmt.Errorf("unknown transport %q (want udp, tcp or tls)", tr)
+	}
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", "", fmt.Errorf("want TRANSPORT:HOST:PORT: %v", err)
+	}
+	if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
+		return "", "", fmt.Errorf("listen host must be an IP address, not %q", host)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", "", fmt.Errorf("bad port %q", port)
+	}
+	return tr, hp, nil
+}
+
+func checkDomain(d string) error {
+	if d == "" || len(d) > 253 || strings.ContainsAny(d, "@/ \t:") || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") {
+		return fmt.Errorf("not a domain name: %q", d)
+	}
+	if d != strings.ToLower(d) {
+		return fmt.Errorf("write domain names in lower case: %q", d)
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+// Package sipside is the SIP side of stox: a SIP user agent on top of
+// github.com/emiago/sipgo that sends and receives page-mode instant
+// messages. It knows nothing of XMPP; component/ translates.
+//
+// # Standards
+//
+//   - RFC 3261 (SIP): UDP, TCP and TLS listeners; request validation
+//     (§8.2: 400, 405 with Allow, 416, 501, 505); OPTIONS (§11); the
+//     1300-byte rule for UDP (§18.1.1); Content-Length framing of
+//     datagrams (§18.3); stateless answers routed by Via and rport (§18.2.2,
+//     RFC 3581).
+//   - RFC 3263 (locating SIP servers): the next hop is the outbound proxy
+//     or the Request-URI; an IP or an explicit port is used as given, a name
+//     without a port is looked up with SRV, then A/AAAA. NAPTR is not
+//     queried.
+//   - RFC 3428 (MESSAGE): no Contact in a MESSAGE or its 2xx (IM-04), no
+//     dialog (IM-05), exactly one final response per request (IM-15),
+//     one chunk at a time when chunking (IM-12).
+//   - RFC 5393 / RFC 3261 §8.1.1.6: Max-Forwards 70 on our requests;
+//     Max-Forwards 0 on a request we would forward is answered 483
+//     (ADDR-15).
+//
+// # Incoming requests
+//
+// Every request is refused in the order of DESIGN.md: an untrusted source
+// (WithTrusted) gets 403, then a malformed request 400 (or 416, 483, 505).
+// Domain decisions (404, 415) and the body limit (413, see
+// IncomingMessage.TooLarge) are the MessageHandler's. Each refusal is
+// logged with source, method and code; bodies are logged only at Debug
+// (sipgo's own logs are filtered likewise).
+//
+// sipgo handles each request on its own goroutine. sipside restores the
+// arrival order per conversation (sender AOR, Request-URI user@host): the
+// handler is called for one MESSAGE of a conversation at a time, in the
+// order the transport read them (see sequencer.go for the bounds).
+//
+// Size limits: sipgo's parser refuses a message larger than the body limit
+// (WithMaxMessageBody, default 64 KiB) plus 16 KiB of headers; on TCP/TLS
+// it closes the connection without an answer. Over UDP a datagram larger
+// than that, or than sipgo's read buffer (the package variable
+// sip.TransportBufferReadSize, 32 KiB by default; a main may raise it to
+// 65535 to meet RFC 3261 §18.1.1), is answered 513.
+//
+// Known gaps inherited from sipgo: a request without Via or CSeq (or with a
+// CSeq that does not parse) is answered 400 by sipgo's transaction layer
+// before sipside sees it, so even an untrusted source gets that 400 rather
+// than 403; a message that does not parse at all is dropped.
+//
+// # Outgoing requests
+//
+// SendMessage builds every header itself, sanitising caller values (URIs,
+// Call-ID, Content-Type and Content-Language are refused with
+// ErrHeaderValue; Subject and display names have control characters
+// replaced). The whole request is measured as it will be written; over UDP
+// above 1300 bytes the LargePolicy applies (D1, IM-11, IM-12, TV-06).
+// Transactions in flight are bounded (WithMaxInFlight) and each has a
+// deadline (WithTransactionTimeout, Timer F); sipgo's global timers are not
+// touched.
+//
+// # Not done yet
+//
+// SUBSCRIBE/NOTIFY (presence), INVITE/ACK/BYE with SDP for MSRP sessions,
+// and REFER come with later issues; until then those methods are answered
+// 405 with Allow. There is no digest authentication, no DTLS, and no
+// retry over UDP when a TCP connection for a large request is refused
+// (RFC 3261 §18.1.1 SHOULD). Throttling per destination (RFC 3428 §8: one
+// pending MESSAGE per URI) is the caller's job.
+package sipside

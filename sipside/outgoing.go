@@ -1,0 +1,382 @@
+package sipside
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// OutgoingMessage is a page-mode MESSAGE to send (RFC 3428; IM-03).
+type OutgoingMessage struct {
+	RequestURI, From, To string // URIs; From gets a fresh tag; To gets none (IM-05)
+	// FromDisplay is an optional display name for From (cleaned like
+	// Subject).
+	FromDisplay string
+	CallID      string // "" = fresh random Call-ID
+	Subject     string
+	ContentType string // "" = text/plain;charset=UTF-8 (IM-06)
+	// ContentLanguage is a language tag list (IM-09), "" for none.
+	ContentLanguage string
+	Body            []byte
+}
+
+// Result is the outcome of SendMessage: the final response.
+type Result struct {
+	Code    int    // final status code
+	Reason  string // reason phrase as received
+	Contact string // first Contact URI of a 3xx, if any
+	Parts   int    // number of MESSAGEs sent (>1 when chunked)
+}
+
+// Err returns nil for a 2xx result and a *StatusError otherwise.
+func (r Result) Err() error {
+	if r.Code >= 200 && r.Code < 300 {
+		return nil
+	}
+	return &StatusError{Code: r.Code, Reason: r.Reason}
+}
+
+const defaultContentType = "text/plain;charset=UTF-8"
+
+// prepared is an OutgoingMessage after checking and cleaning.
+type prepared struct {
+	ruri, from, to sip.Uri
+	display        string
+	callID         string
+	subject        string
+	ctype          string
+	lang           string
+	body           []byte
+	tag            string
+	ownCallID      bool // the Call-ID is ours (the caller gave none)
+}
+
+// prepare checks every caller value that goes into a header. URIs, the
+// Call-ID, Content-Type and Content-Language are refused with
+// ErrHeaderValue when unsafe; Subject and FromDisplay are cleaned (control
+// characters become spaces) since they are free text.
+func prepare(m *OutgoingMessage) (*prepared, error) {
+	p := &prepared{body: m.Body}
+	var err error
+	if p.ruri, err = parseURI("Request-URI", m.RequestURI); err != nil {
+		return nil, err
+	}
+	if p.from, err = parseURI("From", m.From); err != nil {
+		return nil, err
+	}
+	if p.to, err = parseURI("To", m.To); err != nil {
+		return nil, err
+	}
+	p.callID = m.CallID
+	if p.callID == "" {
+		p.callID = rand.Text()
+		p.ownCallID = true
+	} else if err := checkCallID(p.callID); err != nil {
+		return nil, err
+	}
+	p.ctype = m.ContentType
+	if p.ctype == "" {
+		p.ctype = defaultContentType
+	} else if !isMediaType(p.ctype) {
+		return nil, fmt.Errorf("%w: Content-Type %q", ErrHeaderValue, p.ctype)
+	}
+	if m.ContentLanguage != "" {
+		if err := checkLanguage(m.ContentLanguage); err != nil {
+			return nil, err
+		}
+		p.lang = m.ContentLanguage
+	}
+	p.subject = cleanText(m.Subject)
+	p.display = quoteDisplay(m.FromDisplay)
+	p.tag = rand.Text()
+	return p, nil
+}
+
+// SendMessage sends one MESSAGE (or its chunks) and waits for the final
+// response. A final response of any class is a Result with a nil error (see
+// Result.Err). Errors, wrapped with %w:
+//   - ErrHeaderValue: a value cannot go into a header safely;
+//   - ErrTooLarge: over UDP above 1300 bytes with policy "reject", or a body
+//     that cannot be chunked;
+//   - ErrTimeout: no final response within the transaction timeout or
+//     before ctx's deadline (the result of a chunked send tells how many
+//     parts went out);
+//   - ErrTransport: the next hop cannot be resolved, reached or written to;
+//   - ErrNotStarted, ErrClosed; ctx's error when ctx is cancelled.
+func (u *UA) SendMessage(ctx context.Context, m *OutgoingMessage) (Result, error) {
+	if m == nil {
+		return Result{}, fmt.Errorf("%w: nil message", ErrHeaderValue)
+	}
+	u.mu.Lock()
+	st, closed := u.state, u.closed
+	if !closed && st != nil {
+		u.wg.Add(1)
+	}
+	u.mu.Unlock()
+	switch {
+	case closed:
+		return Result{}, ErrClosed
+	case st == nil:
+		return Result{}, ErrNotStarted
+	}
+	defer u.leave()
+
+	p, err := prepare(m)
+	if err != nil {
+		return Result{}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(u.ctx, cancel)
+	defer stop()
+
+	select {
+	case u.slots <- struct{}{}:
+	case <-ctx.Done():
+		return Result{}, u.ctxErr(ctx, "waiting for a transaction slot")
+	}
+	defer func() { <-u.slots }()
+
+	tg, err := u.resolveTarget(ctx, &p.ruri)
+	if err != nil {
+		return Result{}, err
+	}
+	req := u.build(st, p, p.body, tg)
+	if tg.transport == "UDP" {
+		if size := requestSize(req) + sentByMargin(st, tg); size > udpSizeLimit {
+			switch u.cfg.large {
+			case LargeReject:
+				return Result{}, fmt.Errorf("%w: %d bytes over udp, limit %d (RFC 3261 §18.1.1)", ErrTooLarge, size, udpSizeLimit)
+			case LargeChunk:
+				return u.sendChunks(ctx, st, p, tg)
+			default: // LargeTCP: same next hop, over TCP (D1)
+				tg.transport = "TCP"
+				req = u.build(st, p, p.body, tg)
+			}
+		}
+	}
+	res, err := u.transact(ctx, req)
+	res.Parts = 1
+	return res, err
+}
+
+// sendChunks splits a text body on UTF-8 boundaries so that each whole
+// request is at most 1300 bytes, and sends the parts one after another,
+// each after the previous one's final response (IM-12 a-e; RFC 3428 §8). It
+// stops at the first failure and reports it. Each part is a page-mode
+// MESSAGE of its own (IM-05): a fresh From tag, and a fresh Call-ID unless
+// the caller chose one (an XMPP thread), so no receiver sees a dialog.
+func (u *UA) sendChunks(ctx context.Context, st *startedState, p *prepared, tg target) (Result, error) {
+	if !strings.HasPrefix(strings.ToLower(p.ctype), "text/") {
+		return Result{}, fmt.Errorf("%w: cannot split a %s body", ErrTooLarge, p.ctype)
+	}
+	rest := p.body
+	var res Result
+	for i := 0; len(rest) > 0; i++ {
+		if i > 0 {
+			next := *p
+			next.tag = rand.Text()
+			if p.ownCallID {
+				next.callID = rand.Text()
+			}
+			p = &next
+		}
+		req := u.build(st, p, nil, tg)
+		base := requestSize(req) + sentByMargin(st, tg)
+		n := utf8Cut(rest, maxChunk(base, len(rest)))
+		if n <= 0 {
+			return Result{Parts: i}, fmt.Errorf("%w: headers alone take %d bytes", ErrTooLarge, base)
+		}
+		req.SetBody(rest[:n])
+		r, err := u.transact(ctx, req)
+		r.Parts = i + 1
+		res = r
+		if err != nil || r.Code >= 300 {
+			return res, err
+		}
+		rest = rest[n:]
+	}
+	return res, nil
+}
+
+// maxChunk returns the largest body size n <= avail such that a request
+// whose size with an empty body (Content-Length: 0) is base stays within the
+// UDP limit: base + n + len(itoa(n)) - 1 <= 1300.
+func maxChunk(base, avail int) int {
+	for n := min(avail, udpSizeLimit-base); n > 0; n-- {
+		if base+n+decimalDigits(n)-1 <= udpSizeLimit {
+			return n
+		}
+	}
+	return 0
+}
+
+func decimalDigits(n int) int {
+	d := 1
+	for n >= 10 {
+		n /= 10
+		d++
+	}
+	return d
+}
+
+// utf8Cut moves n back to the start of a UTF-8 sequence (IM-12 c).
+func utf8Cut(b []byte, n int) int {
+	if n >= len(b) {
+		return len(b)
+	}
+	for n > 0 && !utf8.RuneStart(b[n]) {
+		n--
+	}
+	return n
+}
+
+// build makes the request. Every header is set here, Via included (sent-by
+// is our listener for the transport, when there is one), so that sipgo adds
+// nothing and requestSize is the size on the wire.
+func (u *UA) build(st *startedState, p *prepared, body []byte, tg target) *sip.Request {
+	req := sip.NewRequest(sip.MESSAGE, p.ruri)
+	via := &sip.ViaHeader{
+		ProtocolName:    "SIP",
+		ProtocolVersion: "2.0",
+		Transport:       tg.transport,
+		Params:          sip.NewParams(),
+	}
+	if sb, ok := st.sentBy[tg.transport]; ok {
+		via.Host, via.Port = sb.host, sb.port
+	}
+	via.Params.Add("branch", sip.RFC3261BranchMagicCookie+rand.Text())
+	via.Params.Add("rport", "")
+	req.AppendHeader(via)
+	maxFwd := sip.MaxForwardsHeader(70) // ADDR-15, RFC 3261 §8.1.1.6
+	req.AppendHeader(&maxFwd)
+	if u.route != nil {
+		req.AppendHeader(&sip.RouteHeader{Address: *u.route})
+	}
+	from := &sip.FromHeader{DisplayName: p.display, Address: p.from, Params: sip.NewParams()}
+	from.Params.Add("tag", p.tag)
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: p.to}) // no tag (IM-05)
+	callID := sip.CallIDHeader(p.callID)
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.MESSAGE})
+	req.AppendHeader(sip.NewHeader("User-Agent", u.uaString))
+	ctype := sip.ContentTypeHeader(p.ctype)
+	req.AppendHeader(&ctype)
+	if p.lang != "" {
+		req.AppendHeader(sip.NewHeader("Content-Language", p.lang))
+	}
+	if p.subject != "" {
+		req.AppendHeader(sip.NewHeader("Subject", p.subject))
+	}
+	// No Contact (IM-04).
+	req.SetBody(body)
+	req.SetTransport(tg.transport)
+	req.SetDestination(tg.dest)
+	if tg.transport == "UDP" && st.udpLaddr.IP != nil {
+		// Send from the UDP listener: responses come back to the address
+		// in Via, and sipgo keeps no extra socket.
+		st.udpLaddr.Copy(&req.Laddr)
+	}
+	return req
+}
+
+type countWriter int
+
+func (c *countWriter) WriteString(s string) (int, error) {
+	*c += countWriter(len(s))
+	return len(s), nil
+}
+
+// requestSize is the size of req as sipgo writes it: start line, CRLF,
+// headers each ending in CRLF, CRLF, body.
+func requestSize(req *sip.Request) int {
+	var cw countWriter
+	req.StartLineWrite(&cw)
+	req.MessageData.StringWrite(&cw)
+	return int(cw) + 4 + len(req.Body())
+}
+
+// sentByMargin is added to the size when the Via sent-by is left to sipgo
+// (no listener for the transport): the longest host:port it can write.
+func sentByMargin(st *startedState, tg target) int {
+	if sb, ok := st.sentBy[tg.transport]; ok && sb.host != "" && sb.port != 0 {
+		return 0
+	}
+	return len("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535")
+}
+
+// noBuild keeps sipgo from adding or changing headers: build sets them all.
+func noBuild(*sipgo.Client, *sip.Request) error { return nil }
+
+// transact runs one client transaction and waits for its final response.
+// The first final response wins; later ones (forks, retransmissions) are
+// ignored (IM-15).
+func (u *UA) transact(ctx context.Context, req *sip.Request) (Result, error) {
+	// Timer F as a context deadline: sipgo's timers are package globals.
+	tctx, cancel := context.WithTimeout(ctx, u.cfg.txTimeout)
+	defer cancel()
+	if u.log.Enabled(ctx, slog.LevelDebug) {
+		u.log.Debug("sip request", "data", req.String())
+	}
+	tx, err := u.cli.TransactionRequest(tctx, req, noBuild)
+	if err != nil {
+		switch {
+		case errors.Is(err, sip.ErrUDPMTUCongestion):
+			return Result{}, fmt.Errorf("%w: %w", ErrTooLarge, err)
+		case tctx.Err() != nil:
+			return Result{}, u.ctxErr(tctx, "connecting")
+		}
+		return Result{}, fmt.Errorf("%w: %s %s: %w", ErrTransport, strings.ToLower(req.Transport()), req.Destination(), err)
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			return resultOf(res), nil
+		case <-tx.Done():
+			err := tx.Err()
+			switch {
+			case u.ctx.Err() != nil:
+				return Result{}, ErrClosed
+			case errors.Is(err, sip.ErrTransactionTimeout):
+				return Result{}, fmt.Errorf("%w: %w", ErrTimeout, err)
+			}
+			return Result{}, fmt.Errorf("%w: %w", ErrTransport, err)
+		case <-tctx.Done():
+			return Result{}, u.ctxErr(tctx, "waiting for a final response")
+		}
+	}
+}
+
+// ctxErr turns the end of ctx into our error: ErrClosed when the UA is
+// closing, ErrTimeout for a deadline, else the context's own error.
+func (u *UA) ctxErr(ctx context.Context, what string) error {
+	switch {
+	case u.ctx.Err() != nil:
+		return ErrClosed
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%w: %s: %w", ErrTimeout, what, ctx.Err())
+	}
+	return fmt.Errorf("sipside: %s: %w", what, ctx.Err())
+}
+
+func resultOf(res *sip.Response) Result {
+	r := Result{Code: res.StatusCode, Reason: res.Reason}
+	if res.StatusCode >= 300 && res.StatusCode < 400 {
+		if c := res.Contact(); c != nil {
+			r.Contact = c.Address.String()
+		}
+	}
+	return r
+}

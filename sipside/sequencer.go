@@ -1,0 +1,300 @@
+package sipside
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// sequencer restores arrival order per conversation.
+//
+// sipgo hands every received request to its handler on a new goroutine, so
+// two MESSAGEs of one conversation can reach the handler in either order
+// (LIBRARIES.md). The transport layer's OnMessage hooks, however, run
+// synchronously on the read loop, in arrival order. The hook calls issue,
+// which appends a ticket to the conversation's lane; the handler goroutine
+// calls claim, which waits until its ticket is at the head of the lane, and
+// release when the MessageHandler has returned, which lets the next ticket
+// go.
+//
+// Failure modes are bounded:
+//   - The hook may run just after the handler goroutine has started: claim
+//     waits up to wait for the ticket to be issued.
+//   - A ticket whose request never reaches the handler (a retransmission
+//     the transaction layer absorbed, a request sipgo refused) would block
+//     its lane: a head that nobody has claimed for wait is dropped, either
+//     by a waiting follower or by the periodic sweep in issue.
+//   - Tickets are keyed by the server transaction key (RFC 3261 §17.2.3:
+//     branch, sent-by, method), not by the request: when a UDP
+//     retransmission races the original, sipgo may call the handler with
+//     the retransmitted copy. A key already queued, or seen recently in the
+//     lane, is a retransmission and gets no second ticket.
+//   - Lanes, tickets and remembered branches are bounded in number and
+//     expire (ttl); beyond the bounds requests are handled unordered.
+type sequencer struct {
+	wait       time.Duration // longest time an unclaimed head may block its lane
+	ttl        time.Duration // how long an idle UDP lane remembers branches
+	maxLanes   int
+	maxTickets int
+	now        func() time.Time
+
+	mu        sync.Mutex
+	lanes     map[string]*lane
+	tickets   map[string]*ticket // issued, not yet claimed (including dropped ones)
+	waiters   map[string]chan struct{}
+	queued    int
+	lastSweep time.Time
+	// saturatedUntil: the bounds refused a ticket lately; a claim that
+	// finds no ticket then goes on at once instead of waiting for one.
+	saturatedUntil time.Time
+
+	// counters, for tests and logs
+	dropped   uint64
+	unordered uint64
+}
+
+const recentBranches = 32
+
+type lane struct {
+	key       string
+	queue     []*ticket
+	recent    [recentBranches]string
+	next      int
+	udp       bool // the lane has seen a UDP request: keep it ttl for retransmissions
+	idleSince time.Time
+}
+
+type ticket struct {
+	lane      *lane
+	ready     chan struct{} // closed when the ticket is the head of its lane
+	headSince time.Time
+	claimed   bool
+	dropped   bool
+	droppedAt time.Time
+}
+
+func newSequencer(wait, ttl time.Duration, maxLanes, maxTickets int) *sequencer {
+	return &sequencer{
+		wait:       wait,
+		ttl:        ttl,
+		maxLanes:   maxLanes,
+		maxTickets: maxTickets,
+		now:        time.Now,
+		lanes:      make(map[string]*lane),
+		tickets:    make(map[string]*ticket),
+		waiters:    make(map[string]chan struct{}),
+	}
+}
+
+func (l *lane) seen(token string) bool {
+	for _, b := range l.recent {
+		if b == token {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *lane) remember(token string) {
+	l.recent[l.next] = token
+	l.next = (l.next + 1) % recentBranches
+}
+
+// issue gives the transaction token the next turn in the lane of key. It is
+// called in arrival order. A token the lane has seen recently is a
+// retransmission and gets no ticket. It reports whether a ticket was
+// issued.
+func (s *sequencer) issue(token, key string, udp bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if now.Sub(s.lastSweep) >= time.Second {
+		s.sweepLocked(now)
+	}
+	ln := s.lanes[key]
+	if ln != nil && ln.seen(token) {
+		return false
+	}
+	if _, dup := s.tickets[token]; dup {
+		return false
+	}
+	if ln == nil && len(s.lanes) >= s.maxLanes && now.Sub(s.lastSweep) >= s.wait {
+		s.sweepLocked(now)
+	}
+	if ln == nil && len(s.lanes) >= s.maxLanes || s.queued >= s.maxTickets || len(s.tickets) >= s.maxTickets {
+		s.unordered++
+		s.saturatedUntil = now.Add(s.wait)
+		return false
+	}
+	if ln == nil {
+		ln = &lane{key: key}
+		s.lanes[key] = ln
+	}
+	ln.udp = ln.udp || udp
+	ln.remember(token)
+	t := &ticket{lane: ln, ready: make(chan struct{})}
+	ln.queue = append(ln.queue, t)
+	s.queued++
+	if len(ln.queue) == 1 {
+		t.headSince = now
+		close(t.ready)
+	}
+	s.tickets[token] = t
+	if w := s.waiters[token]; w != nil {
+		close(w)
+		delete(s.waiters, token)
+	}
+	return true
+}
+
+// claim waits for token's turn and returns its ticket, to be passed to
+// release. It returns nil when the request has no ticket (it got none, its
+// ticket was dropped, or ctx ended): the caller then goes on unordered.
+func (s *sequencer) claim(ctx context.Context, token string) *ticket {
+	s.mu.Lock()
+	t := s.tickets[token]
+	if t == nil && s.now().Before(s.saturatedUntil) {
+		s.mu.Unlock()
+		return nil
+	}
+	if t == nil {
+		// The hook may not have run yet for this request.
+		w := make(chan struct{})
+		s.waiters[token] = w
+		s.mu.Unlock()
+		timer := time.NewTimer(s.wait)
+		select {
+		case <-w:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+		s.mu.Lock()
+		if s.waiters[token] == w {
+			delete(s.waiters, token)
+		}
+		t = s.tickets[token]
+		if t == nil {
+			s.unordered++
+			s.mu.Unlock()
+			return nil
+		}
+	}
+	delete(s.tickets, token)
+	if t.dropped {
+		s.unordered++
+		s.mu.Unlock()
+		return nil
+	}
+	t.claimed = true
+	s.mu.Unlock()
+
+	timer := time.NewTimer(s.wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-t.ready:
+			return t
+		case <-timer.C:
+			s.expireHead(t.lane)
+			timer.Reset(s.wait)
+		case <-ctx.Done():
+			s.remove(t)
+			return nil
+		}
+	}
+}
+
+// release ends t's turn and lets the next ticket of its lane go.
+func (s *sequencer) release(t *ticket) {
+	if t == nil {
+		return
+	}
+	s.remove(t)
+}
+
+// remove takes t out of its lane, promoting the next ticket when t was the
+// head.
+func (s *sequencer) remove(t *ticket) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ln := t.lane
+	for i, q := range ln.queue {
+		if q != t {
+			continue
+		}
+		copy(ln.queue[i:], ln.queue[i+1:])
+		ln.queue[len(ln.queue)-1] = nil
+		ln.queue = ln.queue[:len(ln.queue)-1]
+		s.queued--
+		if i == 0 {
+			s.promoteLocked(ln, s.now())
+		}
+		break
+	}
+}
+
+// promoteLocked makes the first queued ticket the head, or marks the lane
+// idle.
+func (s *sequencer) promoteLocked(ln *lane, now time.Time) {
+	if len(ln.queue) == 0 {
+		ln.idleSince = now
+		if !ln.udp && s.lanes[ln.key] == ln {
+			// No retransmissions on reliable transports: nothing to remember.
+			delete(s.lanes, ln.key)
+		}
+		return
+	}
+	h := ln.queue[0]
+	h.headSince = now
+	close(h.ready)
+}
+
+// expireHead drops the head of ln if nobody has claimed it for wait.
+func (s *sequencer) expireHead(ln *lane) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireHeadLocked(ln, s.now())
+}
+
+func (s *sequencer) expireHeadLocked(ln *lane, now time.Time) {
+	if len(ln.queue) == 0 {
+		return
+	}
+	h := ln.queue[0]
+	if h.claimed || now.Sub(h.headSince) < s.wait {
+		return
+	}
+	copy(ln.queue, ln.queue[1:])
+	ln.queue[len(ln.queue)-1] = nil
+	ln.queue = ln.queue[:len(ln.queue)-1]
+	s.queued--
+	h.dropped = true
+	h.droppedAt = now
+	s.dropped++
+	s.promoteLocked(ln, now)
+}
+
+// sweepLocked drops expired heads, forgets idle lanes and dropped tickets.
+func (s *sequencer) sweepLocked(now time.Time) {
+	s.lastSweep = now
+	for key, ln := range s.lanes {
+		s.expireHeadLocked(ln, now)
+		if len(ln.queue) == 0 && now.Sub(ln.idleSince) >= s.ttl {
+			delete(s.lanes, key)
+		}
+	}
+	for tok, t := range s.tickets {
+		if t.dropped && now.Sub(t.droppedAt) >= s.ttl {
+			delete(s.tickets, tok)
+		}
+	}
+}
+
+// stats returns the number of lanes, queued tickets, dropped heads and
+// requests handled unordered.
+func (s *sequencer) stats() (lanes, queued int, dropped, unordered uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lanes), s.queued, s.dropped, s.unordered
+}

@@ -1,0 +1,240 @@
+package sipside
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestSequencerShuffled: tickets issued in arrival order; handler goroutines
+// start in random order and after random delays; each lane's handler calls
+// happen one at a time in arrival order.
+func TestSequencerShuffled(t *testing.T) {
+	checkLeaks(t)
+	for round := range 20 {
+		s := newSequencer(time.Second, time.Minute, 1024, 4096)
+		const lanes, per = 5, 40
+		type req struct {
+			token string
+			lane  int
+			n     int
+		}
+		// Arrival order: lanes interleaved at random, each lane in order.
+		rnd := rand.New(rand.NewPCG(uint64(round), 1))
+		var reqs []req
+		next := make([]int, lanes)
+		for len(reqs) < lanes*per {
+			l := rnd.IntN(lanes)
+			if next[l] == per {
+				continue
+			}
+			reqs = append(reqs, req{token: fmt.Sprintf("tx-%d-%d", l, next[l]), lane: l, n: next[l]})
+			next[l]++
+		}
+		for _, r := range reqs {
+			if !s.issue(r.token, fmt.Sprint("lane", r.lane), false) {
+				t.Fatalf("no ticket for %s", r.token)
+			}
+		}
+		// Handlers: start in a fully random order.
+		order := rnd.Perm(len(reqs))
+		var mu sync.Mutex
+		got := make([][]int, lanes)
+		inside := make([]int, lanes)
+		var wg sync.WaitGroup
+		for _, i := range order {
+			r := reqs[i]
+			delay := time.Duration(rnd.IntN(300)) * time.Microsecond
+			wg.Go(func() {
+				time.Sleep(delay)
+				tk := s.claim(context.Background(), r.token)
+				if tk == nil {
+					t.Errorf("claim %s: no ticket", r.token)
+					return
+				}
+				mu.Lock()
+				inside[r.lane]++
+				if inside[r.lane] != 1 {
+					t.Errorf("lane %d: %d handlers at once", r.lane, inside[r.lane])
+				}
+				got[r.lane] = append(got[r.lane], r.n)
+				mu.Unlock()
+				time.Sleep(time.Duration(r.n%3) * 50 * time.Microsecond)
+				mu.Lock()
+				inside[r.lane]--
+				mu.Unlock()
+				s.release(tk)
+			})
+		}
+		wg.Wait()
+		for l := range lanes {
+			for i, n := range got[l] {
+				if n != i {
+					t.Fatalf("round %d lane %d order %v", round, l, got[l])
+				}
+			}
+		}
+		if nl, q, d, u := s.stats(); nl != 0 || q != 0 || d != 0 || u != 0 {
+			t.Errorf("stats lanes %d queued %d dropped %d unordered %d", nl, q, d, u)
+		}
+	}
+}
+
+// TestSequencerClaimBeforeIssue: the handler goroutine may run before the
+// hook; claim waits for the ticket.
+func TestSequencerClaimBeforeIssue(t *testing.T) {
+	checkLeaks(t)
+	s := newSequencer(time.Second, time.Minute, 16, 16)
+	got := make(chan *ticket, 1)
+	go func() { got <- s.claim(context.Background(), "a") }()
+	time.Sleep(20 * time.Millisecond)
+	s.issue("a", "k", false)
+	select {
+	case tk := <-got:
+		if tk == nil {
+			t.Fatal("no ticket")
+		}
+		s.release(tk)
+	case <-time.After(2 * time.Second):
+		t.Fatal("claim did not return")
+	}
+}
+
+// TestSequencerOrphan: a ticket nobody claims holds its lane for wait at
+// most; its late claimer goes on unordered at once.
+func TestSequencerOrphan(t *testing.T) {
+	checkLeaks(t)
+	wait := 50 * time.Millisecond
+	s := newSequencer(wait, time.Minute, 16, 16)
+	s.issue("orphan", "k", true)
+	s.issue("next", "k", true)
+	start := time.Now()
+	tk := s.claim(context.Background(), "next")
+	if tk == nil {
+		t.Fatal("no ticket")
+	}
+	if d := time.Since(start); d < wait || d > 20*wait {
+		t.Errorf("waited %v", d)
+	}
+	s.release(tk)
+	if _, _, dropped, _ := s.stats(); dropped != 1 {
+		t.Errorf("dropped %d", dropped)
+	}
+	start = time.Now()
+	if late := s.claim(context.Background(), "orphan"); late != nil {
+		t.Error("late claimer of a dropped ticket got a turn")
+	}
+	if d := time.Since(start); d > wait/2 {
+		t.Errorf("late claimer waited %v", d)
+	}
+	// A request without a ticket waits wait for the hook, then goes on.
+	start = time.Now()
+	if tk := s.claim(context.Background(), "never-issued"); tk != nil {
+		t.Error("ticket from nowhere")
+	}
+	if d := time.Since(start); d < wait {
+		t.Errorf("gave up after %v", d)
+	}
+}
+
+// TestSequencerRetransmission: the same transaction key gets one ticket,
+// while queued and after it was handled.
+func TestSequencerRetransmission(t *testing.T) {
+	s := newSequencer(time.Second, time.Minute, 16, 16)
+	if !s.issue("tx1", "k", true) || s.issue("tx1", "k", true) {
+		t.Fatal("queued retransmission got a ticket")
+	}
+	tk := s.claim(context.Background(), "tx1")
+	s.release(tk)
+	if s.issue("tx1", "k", true) {
+		t.Error("late retransmission got a ticket")
+	}
+	if !s.issue("tx2", "k", true) {
+		t.Error("new transaction got no ticket")
+	}
+}
+
+// TestSequencerBounds: lanes and tickets are bounded and expire.
+func TestSequencerBounds(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := newSequencer(time.Second, 10*time.Second, 2, 3)
+	s.now = func() time.Time { return now }
+	s.issue("a", "k1", true)
+	s.issue("b", "k2", true)
+	if s.issue("c", "k3", true) {
+		t.Error("third lane accepted")
+	}
+	s.issue("d", "k1", true)
+	if s.issue("e", "k1", true) {
+		t.Error("fourth ticket accepted")
+	}
+	// Nobody claims: after wait the heads are dropped, after ttl the lanes
+	// and the dropped tickets go.
+	now = now.Add(2 * time.Second)
+	s.mu.Lock()
+	s.sweepLocked(now)
+	s.mu.Unlock()
+	now = now.Add(2 * time.Second)
+	s.mu.Lock()
+	s.sweepLocked(now)
+	s.mu.Unlock()
+	now = now.Add(20 * time.Second)
+	s.mu.Lock()
+	s.sweepLocked(now)
+	nt := len(s.tickets)
+	s.mu.Unlock()
+	if lanes, queued, _, _ := s.stats(); lanes != 0 || queued != 0 || nt != 0 {
+		t.Errorf("lanes %d queued %d tickets %d", lanes, queued, nt)
+	}
+	// While saturated, a claim without a ticket does not wait.
+	s.issue("f", "k4", true)
+	s.issue("g", "k5", true)
+	if s.issue("h", "k6", true) {
+		t.Fatal("third lane accepted")
+	}
+	start := time.Now()
+	if s.claim(context.Background(), "h") != nil || time.Since(start) > 500*time.Millisecond {
+		t.Error("claim waited while saturated")
+	}
+	for _, tok := range []string{"f", "g"} {
+		s.release(s.claim(context.Background(), tok))
+	}
+	now = now.Add(time.Minute)
+	s.mu.Lock()
+	s.sweepLocked(now)
+	s.mu.Unlock()
+	// TCP lanes go as soon as they are empty.
+	s.issue("t1", "tcp", false)
+	s.release(s.claim(context.Background(), "t1"))
+	if lanes, _, _, _ := s.stats(); lanes != 0 {
+		t.Errorf("tcp lane kept")
+	}
+}
+
+// TestSequencerCancel: a waiting claim returns nil when ctx ends and the
+// lane moves on.
+func TestSequencerCancel(t *testing.T) {
+	checkLeaks(t)
+	s := newSequencer(time.Second, time.Minute, 16, 16)
+	s.issue("a", "k", false)
+	s.issue("b", "k", false)
+	s.issue("c", "k", false)
+	ta := s.claim(context.Background(), "a")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan *ticket)
+	go func() { done <- s.claim(ctx, "b") }()
+	time.Sleep(10 * time.Millisecond)
+	cancel()
+	if tk := <-done; tk != nil {
+		t.Error("cancelled claim got a ticket")
+	}
+	s.release(ta)
+	tc := s.claim(context.Background(), "c")
+	if tc == nil {
+		t.Fatal("c blocked")
+	}
+	s.release(tc)
+}

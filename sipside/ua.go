@@ -1,0 +1,418 @@
+package sipside
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// Listener is a bound listening socket.
+type Listener struct {
+	Transport string // "udp", "tcp" or "tls"
+	Addr      netip.AddrPort
+}
+
+// UA is a SIP user agent for page-mode instant messages (RFC 3428) on top of
+// one sipgo UserAgent with its Server and Client.
+type UA struct {
+	cfg      *config
+	log      *slog.Logger
+	parser   *sip.Parser
+	sua      *sipgo.UserAgent
+	srv      *sipgo.Server
+	cli      *sipgo.Client
+	seq      *sequencer
+	srvc     *srvCache
+	slots    chan struct{}
+	route    *sip.Uri // the outbound proxy with ;lr, or nil
+	uaString string
+	allow    string
+	accept   string
+	limit    int // the parser's MaxMessageLength
+	tlsConf  *tls.Config
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	starting  bool
+	closed    bool
+	state     *startedState
+	closers   []io.Closer
+	listeners []Listener
+	wg        sync.WaitGroup // serve loops, handler calls, SendMessage calls
+}
+
+// startedState is what Start learned about the bound listeners; it does not
+// change afterwards.
+type startedState struct {
+	sentBy   map[string]hostPort // by sipgo transport name "UDP", "TCP", "TLS"
+	udpLaddr sip.Addr            // the UDP listener, used as the source of UDP requests
+}
+
+type hostPort struct {
+	host string
+	port int
+}
+
+// New builds a UA. It binds nothing: call Start.
+func New(opts ...Option) (*UA, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o == nil {
+			return nil, optErr("nil option")
+		}
+		if err := o(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+
+	u := &UA{
+		cfg:   cfg,
+		log:   cfg.log,
+		slots: make(chan struct{}, cfg.maxInFlight),
+		// Lanes of UDP conversations remember branches for Timer J (64*T1)
+		// so that late retransmissions get no ticket.
+		seq:  newSequencer(cfg.orderWait, DefaultTransactionTimeout, 1<<16, 1<<16),
+		srvc: newSRVCache(cfg.lookupSRV),
+	}
+	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.uaString = "stox"
+	if cfg.domain != "" {
+		u.uaString = "stox (" + cfg.domain + ")"
+	}
+	u.allow = "OPTIONS"
+	if cfg.handler != nil {
+		u.allow = "MESSAGE, OPTIONS"
+	}
+	u.accept = strings.Join(cfg.accept, ", ")
+	if cfg.proxy != nil {
+		r := cfg.proxy.Clone()
+		if !r.UriParams.Has("lr") {
+			if r.UriParams == nil {
+				r.UriParams = sip.NewParams()
+			}
+			r.UriParams.Add("lr", "")
+		}
+		u.route = r
+	}
+
+	if cfg.certFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.certFile, cfg.keyFile)
+		if err != nil {
+			return nil, optErr("tls: %v", err)
+		}
+		u.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	clientTLS := cfg.clientTLS
+	if clientTLS == nil {
+		clientTLS = &tls.Config{}
+	}
+	if clientTLS.MinVersion == 0 {
+		clientTLS.MinVersion = tls.VersionTLS12
+	}
+
+	// The parser bounds every message: the body limit plus room for the
+	// start line and headers. sipgo answers nothing to a larger message on a
+	// stream (it closes the connection); over UDP the guard answers 513.
+	u.limit = cfg.maxBody + headerAllowance
+	u.parser = sip.NewParser(sip.WithHeadersParsers(lenientHeaders()))
+	u.parser.MaxMessageLength = u.limit
+
+	sl := slog.New(redactHandler{h: cfg.log.Handler()}).With("component", "sipgo")
+	hostname := cfg.domain
+	if hostname == "" {
+		hostname = "localhost"
+	}
+	sua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(u.uaString),
+		sipgo.WithUserAgentHostname(hostname),
+		sipgo.WithUserAgentDNSResolver(cfg.resolver),
+		sipgo.WithUserAgenTLSConfig(clientTLS),
+		sipgo.WithUserAgentParser(u.parser),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerLogger(sl),
+		),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(sl),
+			sip.WithTransactionLayerTerminateOnConnClose(),
+			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
+				// Retransmitted or forked final responses after the first
+				// one (IM-15): the transaction is gone, ignore them.
+				u.log.Debug("sip response without transaction", "code", r.StatusCode, "source", r.Source())
+			}),
+		),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("sipside: sipgo user agent: %w", err)
+	}
+	u.sua = sua
+	u.srv, err = sipgo.NewServer(sua, sipgo.WithServerLogger(sl))
+	if err != nil {
+		sua.Close()
+		return nil, fmt.Errorf("sipside: sipgo server: %w", err)
+	}
+	u.cli, err = sipgo.NewClient(sua, sipgo.WithClientLogger(sl))
+	if err != nil {
+		sua.Close()
+		return nil, fmt.Errorf("sipside: sipgo client: %w", err)
+	}
+	if cfg.handler != nil {
+		u.srv.OnMessage(u.handleMessage)
+		// Runs on the read loop, in arrival order, after the transaction
+		// layer has spawned the request's goroutine (see sequencer).
+		sua.TransportLayer().OnMessage(u.onTransportMessage)
+	}
+	u.srv.OnOptions(u.handleOptions)
+	u.srv.OnNoRoute(u.handleOther)
+	return u, nil
+}
+
+// Start binds every listener and starts serving. It returns once all are
+// bound, or with the first error (then nothing stays bound).
+func (u *UA) Start(ctx context.Context) error {
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		return ErrClosed
+	}
+	if u.starting {
+		u.mu.Unlock()
+		return ErrStarted
+	}
+	u.starting = true
+	u.mu.Unlock()
+
+	type bound struct {
+		spec   listenSpec
+		pc     net.PacketConn
+		ln     net.Listener
+		closer io.Closer
+		addr   netip.AddrPort
+	}
+	var all []bound
+	fail := func(err error) error {
+		for _, b := range all {
+			b.closer.Close()
+		}
+		return err
+	}
+	var lc net.ListenConfig
+	for _, spec := range u.cfg.listen {
+		addr := spec.addr.String()
+		b := bound{spec: spec}
+		switch spec.transport {
+		case "udp":
+			pc, err := lc.ListenPacket(ctx, "udp", addr)
+			if err != nil {
+				return fail(fmt.Errorf("%w: listen udp %s: %w", ErrTransport, addr, err))
+			}
+			b.pc, b.closer = pc, pc
+			b.addr = addrPortOf(pc.LocalAddr())
+		case "tcp", "tls":
+			ln, err := lc.Listen(ctx, "tcp", addr)
+			if err != nil {
+				return fail(fmt.Errorf("%w: listen %s %s: %w", ErrTransport, spec.transport, addr, err))
+			}
+			b.addr = addrPortOf(ln.Addr())
+			if spec.transport == "tls" {
+				ln = tls.NewListener(ln, u.tlsConf)
+			}
+			b.ln, b.closer = ln, ln
+		}
+		all = append(all, b)
+	}
+
+	st := &startedState{sentBy: make(map[string]hostPort)}
+	var listeners []Listener
+	for _, b := range all {
+		tp := strings.ToUpper(b.spec.transport)
+		if _, ok := st.sentBy[tp]; !ok {
+			host := b.addr.Addr().String()
+			if b.addr.Addr().IsUnspecified() {
+				host = u.cfg.domain // "" lets sipgo fill in the connection's address
+			}
+			st.sentBy[tp] = hostPort{host: host, port: int(b.addr.Port())}
+			if tp == "UDP" {
+				st.udpLaddr = sip.Addr{IP: net.IP(b.addr.Addr().AsSlice()), Port: int(b.addr.Port())}
+			}
+		}
+		listeners = append(listeners, Listener{Transport: b.spec.transport, Addr: b.addr})
+	}
+
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		return fail(ErrClosed)
+	}
+	var guards []*udpGuard
+	for _, b := range all {
+		u.closers = append(u.closers, b.closer)
+		var g *udpGuard
+		if b.pc != nil {
+			g = newUDPGuard(b.pc, u)
+			guards = append(guards, g)
+		}
+		u.wg.Go(func() {
+			var err error
+			switch {
+			case g != nil:
+				err = u.srv.ServeUDP(g)
+			case b.spec.transport == "tls":
+				err = u.srv.ServeTLS(b.ln)
+			default:
+				err = u.srv.ServeTCP(b.ln)
+			}
+			if err != nil && !errors.Is(err, net.ErrClosed) && u.ctx.Err() == nil {
+				u.log.Error("sip listener stopped", "transport", b.spec.transport, "addr", b.addr, "error", err)
+			}
+		})
+		u.log.Info("sip listening", "transport", b.spec.transport, "addr", b.addr, "domain", u.cfg.domain)
+	}
+	u.listeners = listeners
+	u.mu.Unlock()
+
+	// sipgo pools a UDP socket when its read loop starts; requests sent from
+	// it (udpLaddr) need it pooled, so wait for each loop's first read.
+	for _, g := range guards {
+		select {
+		case <-g.ready:
+		case <-ctx.Done():
+			u.Close()
+			return fmt.Errorf("sipside: start: %w", ctx.Err())
+		}
+	}
+	u.mu.Lock()
+	u.state = st
+	u.mu.Unlock()
+	return nil
+}
+
+// Listeners returns the bound listeners (with the actual ports when port 0
+// was asked for). It is empty before Start.
+func (u *UA) Listeners() []Listener {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]Listener(nil), u.listeners...)
+}
+
+// Close stops the listeners, terminates every transaction, closes every
+// connection and waits for the goroutines of the UA: serve loops, running
+// handler calls (their context is cancelled) and SendMessage calls (they
+// return ErrClosed). It is safe to call more than once.
+func (u *UA) Close() error {
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		return nil
+	}
+	u.closed = true
+	closers := u.closers
+	u.closers = nil
+	u.mu.Unlock()
+
+	u.cancel()
+	var errs []error
+	for _, c := range closers {
+		if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if err := u.sua.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		errs = append(errs, err)
+	}
+	u.wg.Wait()
+	if len(errs) > 0 {
+		return fmt.Errorf("sipside: close: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// enter registers a handler call or a send with the UA's wait group, unless
+// the UA is closed.
+func (u *UA) enter() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return false
+	}
+	u.wg.Add(1)
+	return true
+}
+
+func (u *UA) leave() { u.wg.Done() }
+
+// trusted reports whether a request from addr may be served (WithTrusted).
+func (u *UA) trusted(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range u.cfg.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		ap := v.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	case *net.TCPAddr:
+		ap := v.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// lenientHeaders returns sipgo's header parsers, changed so that a bad value
+// of a header we validate ourselves does not make the whole message fail to
+// parse (which sipgo answers with silence): the header is kept as a generic
+// header under its canonical name and checkRequest answers 400.
+func lenientHeaders() map[string]sip.HeaderParser {
+	base := sip.DefaultHeadersParser()
+	m := make(map[string]sip.HeaderParser, len(base))
+	for k, v := range base {
+		m[k] = v
+	}
+	wrap := func(canonical string, p sip.HeaderParser) sip.HeaderParser {
+		return func(name []byte, text string) (sip.Header, error) {
+			h, err := p(name, text)
+			if err != nil {
+				return sip.NewHeader(canonical, text), nil
+			}
+			return h, nil
+		}
+	}
+	for _, n := range [][2]string{
+		{"from", "From"}, {"f", "From"},
+		{"to", "To"}, {"t", "To"},
+		{"call-id", "Call-ID"}, {"i", "Call-ID"},
+		{"cseq", "CSeq"},
+		{"max-forwards", "Max-Forwards"},
+		{"content-length", "Content-Length"}, {"l", "Content-Length"},
+		{"content-type", "Content-Type"}, {"c", "Content-Type"},
+	} {
+		if p, ok := base[n[0]]; ok {
+			m[n[0]] = wrap(n[1], p)
+		}
+	}
+	return m
+}

@@ -1,0 +1,138 @@
+package sipside
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// udpGuard wraps a UDP listening socket before sipgo reads from it. It sees
+// each datagram whole, which sipgo's parser does not let us do, and answers
+// statelessly what sipgo would otherwise drop in silence:
+//
+//   - a datagram larger than sipgo's read buffer (the global
+//     sip.TransportBufferReadSize, 32 KiB by default, which sipgo would
+//     truncate) or than the parser limit: 513 Message Too Large;
+//   - a request whose Content-Length is larger than the bytes that follow
+//     the headers: 400 (RFC 3261 §18.3).
+//
+// The source check comes first, as everywhere (403). Bytes after the body
+// are dropped by sipgo, as RFC 3261 §18.3 requires for datagrams.
+//
+// Only one goroutine (sipgo's read loop) calls ReadFrom, so buf is not
+// shared.
+type udpGuard struct {
+	net.PacketConn
+	u     *UA
+	buf   []byte
+	ready chan struct{} // closed on the first read: sipgo has pooled the socket
+	once  sync.Once
+}
+
+func newUDPGuard(pc net.PacketConn, u *UA) *udpGuard {
+	return &udpGuard{PacketConn: pc, u: u, buf: make([]byte, 1<<16), ready: make(chan struct{})}
+}
+
+func (g *udpGuard) ReadFrom(b []byte) (int, net.Addr, error) {
+	g.once.Do(func() { close(g.ready) })
+	for {
+		n, addr, err := g.PacketConn.ReadFrom(g.buf)
+		if err != nil {
+			return 0, addr, err
+		}
+		data := g.buf[:n]
+		limit := min(len(b), g.u.limit)
+		if n > limit {
+			g.refuse(data, addr, 513, "Message Too Large")
+			continue
+		}
+		if code, reason := checkDatagram(data); code != 0 {
+			g.refuse(data, addr, code, reason)
+			continue
+		}
+		copy(b, data)
+		return n, addr, nil
+	}
+}
+
+// checkDatagram looks at the framing of a request datagram without parsing
+// it: it finds the end of the headers and compares Content-Length with what
+// follows.
+func checkDatagram(data []byte) (int, string) {
+	if bytes.HasPrefix(data, []byte("SIP/")) {
+		return 0, "" // a response: sipgo drops broken ones, as it must
+	}
+	end := bytes.Index(data, []byte("\r\n\r\n"))
+	if end < 0 {
+		return 0, "" // not a whole message; sipgo drops it
+	}
+	head := data[:end+2]
+	body := len(data) - (end + 4)
+	for len(head) > 0 {
+		i := bytes.Index(head, []byte("\r\n"))
+		if i < 0 {
+			break
+		}
+		line := head[:i]
+		head = head[i+2:]
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			continue
+		}
+		name := bytes.TrimSpace(line[:colon])
+		if !bytes.EqualFold(name, []byte("content-length")) && !bytes.EqualFold(name, []byte("l")) {
+			continue
+		}
+		v, err := strconv.ParseUint(string(bytes.TrimSpace(line[colon+1:])), 10, 32)
+		if err != nil {
+			return 0, "" // checkRequest answers 400 for a malformed value
+		}
+		if v > uint64(body) {
+			return 400, "Content-Length Larger Than Message"
+		}
+		return 0, ""
+	}
+	return 0, ""
+}
+
+// refuse answers a datagram that will not reach sipgo. It parses only the
+// start line and headers.
+func (g *udpGuard) refuse(data []byte, addr net.Addr, code int, reason string) {
+	u := g.u
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	src := ua.AddrPort()
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	msg, _, err := u.parser.ParseHeaders(data, false)
+	req, isReq := msg.(*sip.Request)
+	if err != nil || !isReq || req.IsAck() || req.Via() == nil {
+		u.log.Info("sip datagram dropped", "source", src, "size", len(data), "code", code, "reason", reason)
+		return
+	}
+	if !u.trusted(src.Addr()) {
+		code, reason = 403, "Forbidden"
+	}
+	u.log.Info("sip request refused", "source", src, "transport", "udp", "method", string(req.Method), "code", code, "reason", reason, "size", len(data))
+	req.SetSource(src.String())
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res.AppendHeader(sip.NewHeader("Server", u.uaString))
+	// RFC 3261 §18.2.2 with RFC 3581: the source address, and the source
+	// port when rport was asked for, else the sent-by port.
+	dst := &net.UDPAddr{IP: net.IP(src.Addr().AsSlice()), Port: int(src.Port())}
+	via := req.Via()
+	if _, rport := via.Params.Get("rport"); !rport {
+		dst.Port = via.Port
+		if dst.Port == 0 {
+			dst.Port = sip.DefaultUdpPort
+		}
+	}
+	if _, err := g.PacketConn.WriteTo([]byte(res.String()), dst); err != nil {
+		u.log.Debug("sip stateless response failed", "dest", dst.String(), "error", err)
+	}
+}
