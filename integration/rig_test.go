@@ -194,3 +194,23 @@ func (r *rig) sendRaw(network, raw string) *testbed.SIPMessage {
 	}
 	return res
 }
+
+// requests returns the distinct requests a SIPp run received, in order: a UDP
+// retransmission (same Via, hence same branch) is counted once.
+func requests(t *testing.T, s *testbed.SIPp) []*testbed.SIPMessage {
+	t.Helper()
+	got, err := s.Received()
+	if err != nil {
+		t.Fatalf("sipp trace: %v", err)
+	}
+	seen := map[string]bool{}
+	var out []*testbed.SIPMessage
+	for _, m := range got {
+		if !m.IsRequest() || seen[m.Header("Via")] {
+			continue
+		}
+		seen[m.Header("Via")] = true
+		out = append(out, m)
+	}
+	return out
+}

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/stox-gw/stox/component"
 	"github.com/stox-gw/stox/mapping"
 	"github.com/stox-gw/stox/sipside"
@@ -81,6 +82,11 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 // serve wires the packages and runs until ctx ends.
 func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	component.Version = version
+	// sipgo's package globals, set once here (LIBRARIES.md): its own log
+	// lines go through our logger, and UDP datagrams up to 65,535 bytes are
+	// read whole (RFC 3261 s18.1.1; sipgo's default buffer is 32 KiB).
+	sip.SetDefaultLogger(log.With("side", "sipgo"))
+	sip.TransportBufferReadSize = 65535
 	addr, err := mapping.NewAddressing(mapping.AddressingConfig{
 		Component:      cfg.XMPP.Component,
 		SIPDomain:      cfg.SIP.Domain,
