@@ -119,6 +119,7 @@ type Gateway struct {
 
 	connected atomic.Bool
 	connects  atomic.Uint64
+	count     counters
 
 	ctx    context.Context // ends when the gateway closes
 	cancel context.CancelFunc

@@ -236,16 +236,20 @@ func TestOrderAndOneInFlightPerDestination(t *testing.T) {
 }
 
 func TestSessionQueueBound(t *testing.T) {
+	// sip.user_queue bounds what waits (not what is in flight).
 	h := newHarness(t, func(c *Config) { c.SessionQueue = 3 })
-	for i := range 5 {
+	h.in(`<message from='juliet@example.com/r' to='bob@sip.example.com' id='q0'><body>x</body></message>`)
+	first := h.call() // q0 is in flight now
+	for i := 1; i <= 4; i++ {
 		h.in(fmt.Sprintf(`<message from='juliet@example.com/r' to='bob@sip.example.com' id='q%d'><body>x</body></message>`, i))
 	}
-	// One in flight, three queued, the fifth refused.
+	// Three wait, the fourth is refused.
 	r := h.next()
 	if _, cond := errorCondition(r); cond != "resource-constraint" || r.AttrValue("id") != "q4" {
 		t.Fatalf("got %s", r)
 	}
-	for range 4 {
+	first.reply <- sipReply{sipside.Result{Code: 200}, nil}
+	for range 3 {
 		h.call().reply <- sipReply{sipside.Result{Code: 200}, nil}
 	}
 	h.none()
@@ -434,6 +438,33 @@ func TestStanzaErrorFor(t *testing.T) {
 		se := stanzaErrorFor(c.err)
 		if se.Condition != c.cond || se.Type == "" {
 			t.Errorf("%v -> %+v, want %s", c.err, se, c.cond)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	h := newHarness(t)
+	h.sip.auto = func(*sipside.OutgoingMessage) (sipside.Result, error) { return sipside.Result{Code: 200}, nil }
+	h.in(`<message from='juliet@example.com/r' to='bob@sip.example.com' id='a'><body>x</body></message>`)
+	h.call()
+	h.sipIn(&sipside.IncomingMessage{RequestURI: "sip:juliet@example.com", From: "sip:romeo@example.net", ContentType: "text/plain", Body: []byte("x")})
+	h.sipIn(&sipside.IncomingMessage{RequestURI: "sip:juliet@other.example", From: "sip:romeo@example.net", ContentType: "text/plain", Body: []byte("x")})
+	h.in(`<iq type='get' id='p1' from='a@example.com/r' to='sip.example.com'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	waitFor(t, "delivery counted", func() bool { return h.g.count.xsDelivered.Load() == 1 })
+	var b strings.Builder
+	if err := h.g.WriteMetrics(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"stox_xmpp_connected 1\n",
+		`stox_messages_total{direction="xmpp_to_sip",result="delivered"} 1` + "\n",
+		`stox_messages_total{direction="sip_to_xmpp",result="accepted"} 1` + "\n",
+		`stox_messages_total{direction="sip_to_xmpp",result="refused"} 1` + "\n",
+		"stox_iq_answered_total 1\n",
+		"# TYPE go_goroutines gauge\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
 		}
 	}
 }

@@ -84,6 +84,7 @@ func (g *Gateway) handleIQ(iq *Element) {
 		g.log.Debug("unsolicited IQ response ignored", "id", id, "from", iq.AttrValue("from"))
 		return
 	case "get", "set":
+		defer g.count.iqs.Add(1)
 	default:
 		g.replyError(iq, mapping.StanzaError{Type: "modify", Condition: "bad-request"})
 		return

@@ -46,6 +46,7 @@ func (g *Gateway) handleMessage(e *Element) {
 			return
 		}
 		g.log.Info("message to SIP refused", "from", xm.From, "to", xm.To, "id", xm.ID, "err", err)
+		g.count.xsRefused.Add(1)
 		if typ != "headline" {
 			g.replyError(e, stanzaErrorFor(err))
 		}
@@ -54,6 +55,7 @@ func (g *Gateway) handleMessage(e *Element) {
 	o := &outgoing{stanza: e, sip: sm, quiet: typ == "headline"}
 	if err := g.sessions.submit(bareJID(xm.From), o); err != nil {
 		g.log.Warn("message to SIP refused", "from", xm.From, "to", xm.To, "id", xm.ID, "err", err)
+		g.count.xsRefused.Add(1)
 		if !o.quiet {
 			g.replyError(e, stanzaErrorFor(err))
 		}
@@ -109,9 +111,11 @@ func (g *Gateway) deliver(ctx context.Context, o *outgoing) {
 	case res.Code >= 300:
 		se = g.addr.ErrorForSIP(res.Code, res.Reason, res.Contact)
 	default:
+		g.count.xsDelivered.Add(1)
 		g.log.Debug("message delivered to SIP", "from", o.sip.From, "to", o.sip.RequestURI, "code", res.Code, "parts", res.Parts)
 		return
 	}
+	g.count.xsFailed.Add(1)
 	g.log.Info("SIP refused a message", "from", o.stanza.AttrValue("from"), "to", o.sip.RequestURI,
 		"id", o.stanza.AttrValue("id"), "code", res.Code, "err", err, "condition", se.Condition)
 	if !o.quiet {

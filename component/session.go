@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,19 +39,16 @@ func (r *registry) submit(bare string, o *outgoing) error {
 			s.run()
 		}()
 	}
-	select {
-	case s.in <- o:
-		return nil
-	default:
-		return ErrQueueFull
-	}
+	return s.offer(o)
 }
 
 // leave removes an idle session; it fails if work arrived meanwhile.
 func (r *registry) leave(s *Session) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(s.in) > 0 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.inbox) > 0 {
 		return false
 	}
 	delete(r.m, s.bare)
@@ -89,12 +87,19 @@ type Session struct {
 	bare string
 	log  *slog.Logger
 
-	in   chan *outgoing     // from the XMPP read loop
+	// The XMPP read loop appends to inbox and pokes notify; it never blocks.
+	// waiting counts what is in inbox or queued (not yet in flight): the one
+	// bound of SessionQueue.
+	mu      sync.Mutex
+	inbox   []*outgoing
+	notify  chan struct{}
+	waiting atomic.Int64
+
 	done chan sendResult    // from delivery goroutines
 	quit chan time.Duration // stop request with its grace
 
 	dests   map[string]*destQueue
-	pending int // queued, not yet in flight
+	pending int // queued in dests, not yet in flight (loop-owned)
 	busy    int // in flight
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -114,12 +119,39 @@ func newSession(g *Gateway, bare string) *Session {
 		g:      g,
 		bare:   bare,
 		log:    g.log.With("user", bare),
-		in:     make(chan *outgoing, 64),
+		notify: make(chan struct{}, 1),
 		done:   make(chan sendResult, 16),
 		quit:   make(chan time.Duration, 1),
 		dests:  make(map[string]*destQueue),
 		ctx:    ctx,
 		cancel: cancel,
+	}
+}
+
+// offer puts a message in the inbox; a full session refuses it.
+func (s *Session) offer(o *outgoing) error {
+	if s.waiting.Add(1) > int64(s.g.cfg.SessionQueue) {
+		s.waiting.Add(-1)
+		return ErrQueueFull
+	}
+	s.mu.Lock()
+	s.inbox = append(s.inbox, o)
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// drain moves the inbox into the destination queues, in arrival order.
+func (s *Session) drain() {
+	s.mu.Lock()
+	in := s.inbox
+	s.inbox = nil
+	s.mu.Unlock()
+	for _, o := range in {
+		s.enqueue(o)
 	}
 }
 
@@ -136,8 +168,8 @@ func (s *Session) run() {
 	defer s.cancel()
 	for {
 		select {
-		case o := <-s.in:
-			s.enqueue(o)
+		case <-s.notify:
+			s.drain()
 		case r := <-s.done:
 			s.finished(r)
 		case grace := <-s.quit:
@@ -155,13 +187,6 @@ func (s *Session) run() {
 }
 
 func (s *Session) enqueue(o *outgoing) {
-	if s.pending >= s.g.cfg.SessionQueue {
-		s.log.Warn("too many messages waiting for SIP; refusing", "to", o.sip.RequestURI, "pending", s.pending)
-		if !o.quiet {
-			s.g.replyError(o.stanza, stanzaErrorFor(ErrQueueFull))
-		}
-		return
-	}
 	dest := o.sip.RequestURI
 	d := s.dests[dest]
 	if d == nil {
@@ -196,6 +221,7 @@ func (s *Session) kick(dest string, d *destQueue) {
 	d.q = d.q[1:]
 	d.busy = true
 	s.pending--
+	s.waiting.Add(-1)
 	s.busy++
 	s.sends.Add(1)
 	go func() {
@@ -208,33 +234,26 @@ func (s *Session) kick(dest string, d *destQueue) {
 // shutdown waits up to grace for messages to leave, then cancels what is in
 // flight (answered by deliver with an error) and refuses what is queued.
 func (s *Session) shutdown(grace time.Duration) {
-	// The registry is closed before quit is sent: what is in s.in now is all
-	// that will ever come.
-	for drained := false; !drained; {
-		select {
-		case o := <-s.in:
-			s.enqueue(o)
-		default:
-			drained = true
-		}
-	}
+	// The registry is closed before quit is sent: what is in the inbox now
+	// is all that will ever come.
+	s.drain()
 	deadline := time.NewTimer(grace)
 	defer deadline.Stop()
 	for s.pending+s.busy > 0 {
 		select {
 		case r := <-s.done:
 			s.finished(r)
-		case o := <-s.in:
-			s.enqueue(o)
 		case <-deadline.C:
 			s.cancel()
 			for dest, d := range s.dests {
 				for _, o := range d.q {
+					s.g.count.xsRefused.Add(1)
 					if !o.quiet {
 						s.g.replyError(o.stanza, stanzaErrorFor(ErrClosed))
 					}
 				}
 				s.pending -= len(d.q)
+				s.waiting.Add(-int64(len(d.q)))
 				d.q = nil
 				if !d.busy {
 					delete(s.dests, dest)

@@ -36,6 +36,7 @@ func (g *Gateway) HandleSIPMessage(_ context.Context, m *sipside.IncomingMessage
 			return g.refuseSIP(m, err)
 		}
 		g.log.Info("SIP MESSAGE refused", "code", 413, "from", m.From, "to", m.RequestURI, "body_bytes", m.BodySize)
+		g.count.sxRefused.Add(1)
 		return sipside.Reply{Code: 413}
 	}
 	xm, err := g.addr.MessageFromSIP(mapping.SIPMessage{
@@ -56,14 +57,21 @@ func (g *Gateway) HandleSIPMessage(_ context.Context, m *sipside.IncomingMessage
 	b := st.Bytes()
 	if len(b) > g.cfg.MaxStanzaSize {
 		g.log.Info("SIP MESSAGE refused", "code", 413, "from", m.From, "to", m.RequestURI, "stanza_bytes", len(b), "limit", g.cfg.MaxStanzaSize)
+		g.count.sxRefused.Add(1)
 		return sipside.Reply{Code: 413}
 	}
 	queued, err := g.out.send(b)
 	if err != nil {
 		g.log.Warn("SIP MESSAGE refused: XMPP side cannot take it", "code", 503, "from", m.From, "to", m.RequestURI, "err", err)
+		g.count.sxRefused.Add(1)
 		return sipside.Reply{Code: 503, Headers: map[string]string{"Retry-After": retryAfter}}
 	}
 	g.log.Debug("SIP MESSAGE to XMPP", "from", from, "to", to, "id", xm.ID, "queued", queued)
+	if queued {
+		g.count.sxQueued.Add(1)
+	} else {
+		g.count.sxAccepted.Add(1)
+	}
 	return sipside.Reply{Code: 202}
 }
 
@@ -86,6 +94,7 @@ func (g *Gateway) refuseSIP(m *sipside.IncomingMessage, err error) sipside.Reply
 		r.Code = 400 // ADDR-14
 	}
 	g.log.Info("SIP MESSAGE refused", "code", r.Code, "from", m.From, "to", m.RequestURI, "source", m.Source.String(), "err", err)
+	g.count.sxRefused.Add(1)
 	return r
 }
 

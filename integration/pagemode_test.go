@@ -135,6 +135,7 @@ func TestXMPPToSIPErrors(t *testing.T) {
 		typ, cond string
 	}{
 		{404, "cancel", "item-not-found"},
+		{408, "wait", "remote-server-timeout"},
 		{480, "wait", "recipient-unavailable"},
 		{486, "wait", "recipient-unavailable"},
 		{503, "cancel", "internal-server-error"},
@@ -285,6 +286,9 @@ func TestSIPToXMPP(t *testing.T) {
 	}
 	if lang := s.El.SelectAttrValue("xml:lang", ""); lang != "cs" {
 		t.Errorf("xml:lang %q in %s", lang, s.Raw)
+	}
+	if v := r.metric(`stox_messages_total{direction="sip_to_xmpp",result="accepted"}`); v != "1" {
+		t.Errorf("metrics: accepted = %q", v)
 	}
 	// ;gr= on the Request-URI picks the resource; the foreign sender is escaped.
 	tablet := r.login("alice", "alicepw", "tablet")

@@ -5,6 +5,8 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +32,7 @@ type rig struct {
 	bin     string
 	sipPort int // stox's SIP port (UDP and TCP)
 	uasPort int // the outbound proxy: a SIPp UAS, when a test starts one
+	metrics int // stox's metrics port
 	alice   *testbed.Client
 }
 
@@ -85,6 +88,7 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	r.bin = bin
 	r.sipPort = testbed.FreePort(t, testbed.TCPUDP)
 	r.uasPort = testbed.FreePort(t, testbed.TCPUDP)
+	r.metrics = testbed.FreePort(t, testbed.TCP)
 	proxyTransport := "udp"
 	if rc.proxyTCP {
 		proxyTransport = "tcp"
@@ -107,9 +111,12 @@ trusted = [%q]
 large_messages = %q
 transaction_timeout = "3s"
 
+[metrics]
+listen = "127.0.0.1:%d"
+
 [log]
 level = "debug"
-`, component, p.ComponentAddr, secret, xmppDomain, rc.extraXMPP, r.sipPort, r.sipPort, r.uasPort, proxyTransport, rc.trusted, rc.largeMessages)
+`, component, p.ComponentAddr, secret, xmppDomain, rc.extraXMPP, r.sipPort, r.sipPort, r.uasPort, proxyTransport, rc.trusted, rc.largeMessages, r.metrics)
 	s, err := testbed.StartStox(ctx, bin, conf)
 	if err != nil {
 		t.Fatalf("stox: %v", err)
@@ -213,4 +220,21 @@ func requests(t *testing.T, s *testbed.SIPp) []*testbed.SIPMessage {
 		out = append(out, m)
 	}
 	return out
+}
+
+// metric returns the value of one line of stox's /metrics ("" if absent).
+func (r *rig) metric(name string) string {
+	r.t.Helper()
+	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", r.metrics))
+	if err != nil {
+		r.t.Fatalf("metrics: %v", err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -18,13 +18,19 @@ import (
 // the key names are a public interface). Every key is documented in the
 // README's configuration reference.
 type Config struct {
-	XMPP  XMPPConfig  `toml:"xmpp"`
-	SIP   SIPConfig   `toml:"sip"`
-	MSRP  MSRPConfig  `toml:"msrp"`
-	Chat  ChatConfig  `toml:"chat"`
-	Store StoreConfig `toml:"store"`
-	Admin AdminConfig `toml:"admin"`
-	Log   LogConfig   `toml:"log"`
+	XMPP    XMPPConfig    `toml:"xmpp"`
+	SIP     SIPConfig     `toml:"sip"`
+	MSRP    MSRPConfig    `toml:"msrp"`
+	Chat    ChatConfig    `toml:"chat"`
+	Store   StoreConfig   `toml:"store"`
+	Admin   AdminConfig   `toml:"admin"`
+	Log     LogConfig     `toml:"log"`
+	Metrics MetricsConfig `toml:"metrics"`
+}
+
+type MetricsConfig struct {
+	Listen string `toml:"listen"` // host:port of the HTTP metrics endpoint; "" = off
+	Pprof  bool   `toml:"pprof"`  // also serve /debug/pprof/ there
 }
 
 type XMPPConfig struct {
@@ -238,6 +244,17 @@ func (c *Config) validate() error {
 	}
 	if _, err := c.logLevel(); err != nil {
 		return err
+	}
+	if c.Metrics.Listen != "" {
+		host, _, err := net.SplitHostPort(c.Metrics.Listen)
+		if err != nil {
+			return keyErr("metrics.listen", "want host:port: %v", err)
+		}
+		if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
+			return keyErr("metrics.listen", "host must be an IP address, not %q", host)
+		}
+	} else if c.Metrics.Pprof {
+		return keyErr("metrics.pprof", "needs metrics.listen")
 	}
 	switch c.Log.Format {
 	case "", "text", "json":

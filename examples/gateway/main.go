@@ -161,6 +161,15 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		log.Debug("msrp.listen and store.path are accepted but not used yet (MSRP and presence are not implemented)")
 	}
 
+	if cfg.Metrics.Listen != "" {
+		srv, err := serveMetrics(cfg.Metrics, gw, log)
+		if err != nil {
+			_ = ua.Close()
+			return err
+		}
+		defer srv.Close()
+	}
+
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	runErr := make(chan error, 1)
