@@ -1,7 +1,6 @@
 # stox: see README.md. `make test` is what CI runs (.ci/run).
 GO        ?= go
 PKGS      := ./...
-APT_PKGS  := prosody sip-tester
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build deps test unit integration vet fmt-check fuzz bench demo clean
@@ -16,6 +15,7 @@ deps:
 	@missing=""; \
 	command -v prosody >/dev/null 2>&1 || missing="$$missing prosody"; \
 	command -v sipp    >/dev/null 2>&1 || missing="$$missing sip-tester"; \
+	command -v tshark  >/dev/null 2>&1 || missing="$$missing tshark"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
