@@ -7,6 +7,9 @@ var (
 	// ErrHandshakeRejected: the XMPP server refused the component (wrong secret,
 	// unknown or already connected domain).
 	ErrHandshakeRejected = errors.New("component: handshake rejected")
+	// ErrNotAuthorized: the server refused the component secret
+	// (not-authorized); retrying cannot fix it.
+	ErrNotAuthorized = errors.New("component: the XMPP server refused the secret (not-authorized)")
 	// ErrNotConnected: there is no component stream to write to.
 	ErrNotConnected = errors.New("component: not connected to the XMPP server")
 	// ErrQueueFull: a bounded queue is full; the sender gets resource-constraint / 503.

@@ -45,6 +45,8 @@ type Config struct {
 	SessionQueue int           // X->S messages waiting per XMPP user; default 1000
 	SendTimeout  time.Duration // per SIP MESSAGE; default 32 s (Timer F)
 	SessionIdle  time.Duration // idle session lifetime; default 2 min
+
+	Version string // reported by jabber:iq:version; default "dev"
 }
 
 func (c *Config) setDefaults() error {
@@ -70,6 +72,9 @@ func (c *Config) setDefaults() error {
 	def(&c.OutboxMaxOutage, 5*time.Minute)
 	def(&c.SendTimeout, 32*time.Second)
 	def(&c.SessionIdle, 2*time.Minute)
+	if c.Version == "" {
+		c.Version = "dev"
+	}
 	if c.MaxStanzaSize <= 0 {
 		c.MaxStanzaSize = 65536
 	}
@@ -174,7 +179,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, ErrHandshakeRejected) && strings.Contains(err.Error(), "not-authorized") {
+			if errors.Is(err, ErrNotAuthorized) {
 				g.log.Error("XMPP server refused the component secret", "server", g.cfg.Server, "component", g.cfg.Component, "err", err)
 				return err
 			}
@@ -322,8 +327,10 @@ func (g *Gateway) dispatch(e *Element) {
 	}
 }
 
-// handlePresence: presence is translated from issue 4 on; until then it is
-// logged, and subscription requests are declined so no client waits forever.
+// handlePresence: presence is not translated yet (RFC 8048 comes later); it
+// is only logged. Subscription requests stay pending in the user's client
+// rather than being declined, so they need not be repeated once presence
+// works.
 func (g *Gateway) handlePresence(e *Element) {
 	typ := e.AttrValue("type")
 	g.log.Debug("presence not translated yet", "from", e.AttrValue("from"), "to", e.AttrValue("to"), "type", typ)

@@ -191,13 +191,10 @@ func (g *Gateway) iqGateway(iq, query *Element) (*Element, *mapping.StanzaError)
 	return res, nil
 }
 
-// Version is reported by jabber:iq:version; main sets it from the build.
-var Version = "dev"
-
 func (g *Gateway) iqVersion(*Element, *Element) (*Element, *mapping.StanzaError) {
 	res := NewElement(nsVersion, "query")
 	res.Add(TextElement(nsVersion, "name", "stox"))
-	res.Add(TextElement(nsVersion, "version", Version))
+	res.Add(TextElement(nsVersion, "version", g.cfg.Version))
 	return res, nil
 }
 

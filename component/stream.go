@@ -80,6 +80,9 @@ func dialStream(ctx context.Context, addr, domain, secret string, timeout time.D
 	case stanza.Handshake:
 	case stanza.StreamError:
 		conn.Close()
+		if v.Error.Local == "not-authorized" {
+			return nil, fmt.Errorf("%w: %w", ErrHandshakeRejected, ErrNotAuthorized)
+		}
 		return nil, fmt.Errorf("%w: stream error %s %s", ErrHandshakeRejected, v.Error.Local, v.Text)
 	default:
 		conn.Close()

@@ -181,7 +181,7 @@ func TestRunWrongSecretIsPermanent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := g.Run(ctx)
-	if !errors.Is(err, ErrHandshakeRejected) || !strings.Contains(err.Error(), "not-authorized") {
+	if !errors.Is(err, ErrHandshakeRejected) || !errors.Is(err, ErrNotAuthorized) {
 		t.Fatalf("Run = %v", err)
 	}
 	g.Close(0)

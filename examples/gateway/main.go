@@ -81,7 +81,6 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 
 // serve wires the packages and runs until ctx ends.
 func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
-	component.Version = version
 	// sipgo's package globals, set once here (LIBRARIES.md): its own log
 	// lines go through our logger, and UDP datagrams up to 65,535 bytes are
 	// read whole (RFC 3261 s18.1.1; sipgo's default buffer is 32 KiB).
@@ -146,6 +145,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		OutboxMaxOutage: cfg.XMPP.QueueMaxAge.Duration,
 		SessionQueue:    cfg.SIP.UserQueue,
 		SendTimeout:     cfg.SIP.TransactionTimeout.Duration,
+		Version:         version,
 	}, ua, component.WithLogger(log.With("side", "xmpp")))
 	if err != nil {
 		return err
