@@ -468,3 +468,25 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestSIPHTMLToXHTMLIM(t *testing.T) {
+	// IM-08(b): text/html becomes an XEP-0071 <html/> with one XHTML <body/>.
+	h := newHarness(t)
+	r := h.sipIn(&sipside.IncomingMessage{RequestURI: "sip:juliet@example.com", From: "sip:romeo@example.net",
+		ContentType: "text/html", Body: []byte("<p>Hi <em>there</em></p>")})
+	if r.Code != 202 {
+		t.Fatal(r.Code)
+	}
+	e := h.next()
+	html := e.Child(nsXHTMLIM, "html")
+	if html == nil || len(html.Children) != 1 {
+		t.Fatalf("stanza %s", e)
+	}
+	body := html.Children[0]
+	if body.Local != "body" || body.Space != "http://www.w3.org/1999/xhtml" || body.Child(body.Space, "body") != nil {
+		t.Fatalf("xhtml body %s", e)
+	}
+	if e.ChildText(nsComponent, "body") != "Hi there" {
+		t.Fatalf("plain body in %s", e)
+	}
+}

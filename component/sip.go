@@ -116,10 +116,8 @@ func (g *Gateway) stanzaFromMessage(xm mapping.XMPPMessage) *Element {
 		e.Add(TextElement(nsComponent, "body", b.Text)).SetLang(b.Lang)
 	}
 	if xm.XHTML != "" {
-		html := e.Add(NewElement(nsXHTMLIM, "html"))
-		html.Add(&Element{Space: nsXHTML, Local: "body", Raw: xm.XHTML})
+		// mapping gives the whole XHTML <body/>, namespace declared.
+		e.Add(&Element{Space: nsXHTMLIM, Local: "html", Raw: xm.XHTML})
 	}
 	return e
 }
-
-const nsXHTML = "http://www.w3.org/1999/xhtml"

@@ -418,3 +418,34 @@ func TestReconnectAfterProsodyRestart(t *testing.T) {
 func timeoutCtxShort(r *rig) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.ctx, 1500*time.Millisecond)
 }
+
+func TestSIPToXMPPContentTypes(t *testing.T) {
+	// IM-08: message/cpim with text inside, and text/html as XHTML-IM.
+	r := newRig(t)
+	cpim := "From: <sip:mallory@evil.test>\r\nTo: <sip:alice@" + xmppDomain + ">\r\nDateTime: 2026-11-22T10:00:00Z\r\n\r\n" +
+		"Content-Type: text/plain;charset=utf-8\r\n\r\nwrapped in CPIM"
+	raw := strings.Replace(rawMessage("sip:alice@"+xmppDomain, "sip:bob@"+component, "ct1", "", cpim), "Content-Type: text/plain", "Content-Type: message/cpim", 1)
+	if res := r.sendRaw("udp", raw); res.StatusCode() != 202 {
+		t.Fatalf("cpim: %s", res.Raw)
+	}
+	s := r.expect(r.alice, "the CPIM message", isMessage)
+	// The CPIM From is never trusted over the SIP identity.
+	if s.Body() != "wrapped in CPIM" || s.Attr("from") != "bob@"+component {
+		t.Fatalf("cpim stanza: %s", s.Raw)
+	}
+	html := "<p>Hello <b>bold</b> <script>alert(1)</script>world</p>"
+	raw = strings.Replace(rawMessage("sip:alice@"+xmppDomain, "sip:bob@"+component, "ct2", "", html), "Content-Type: text/plain", "Content-Type: text/html", 1)
+	if res := r.sendRaw("udp", raw); res.StatusCode() != 202 {
+		t.Fatalf("html: %s", res.Raw)
+	}
+	s = r.expect(r.alice, "the HTML message", isMessage)
+	x := s.Child("http://jabber.org/protocol/xhtml-im", "html")
+	if x == nil {
+		t.Fatalf("no XHTML-IM in %s", s.Raw)
+	}
+	body := x.SelectElement("body")
+	if body == nil || body.NamespaceURI() != "http://www.w3.org/1999/xhtml" || body.SelectElement("body") != nil ||
+		!strings.Contains(s.Raw, "<strong>bold</strong>") || strings.Contains(s.Raw, "script") || !strings.Contains(s.Body(), "Hello bold") {
+		t.Fatalf("html stanza: %s", s.Raw)
+	}
+}
