@@ -55,9 +55,12 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./mapping ./sipside ./component
 
 # demo: Prosody, stox, a scripted XMPP user and a scripted SIP user on
-# loopback; Ctrl-C stops everything it started.
+# loopback; Ctrl-C stops everything it started. Built, then run: `go run`
+# exits 1 after Ctrl-C even when the demo stopped cleanly.
+DEMO_BIN := $(or $(TMPDIR),/tmp)/stox-demo-$(shell id -u)
 demo: deps
-	$(GO) run ./examples/demo
+	$(GO) build -o $(DEMO_BIN) ./examples/demo
+	$(DEMO_BIN)
 
 clean:
 	rm -f stox

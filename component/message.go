@@ -116,8 +116,13 @@ func (g *Gateway) deliver(ctx context.Context, o *outgoing) {
 		return
 	}
 	g.count.xsFailed.Add(1)
-	g.log.Info("SIP refused a message", "from", o.stanza.AttrValue("from"), "to", o.sip.RequestURI,
-		"id", o.stanza.AttrValue("id"), "code", res.Code, "err", err, "condition", se.Condition)
+	attrs := []any{"from", o.stanza.AttrValue("from"), "to", o.sip.RequestURI, "id", o.stanza.AttrValue("id"), "condition", se.Condition}
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	} else {
+		attrs = append(attrs, "code", res.Code)
+	}
+	g.log.Info("message to SIP failed", attrs...)
 	if !o.quiet {
 		g.replyError(o.stanza, se)
 	}

@@ -42,8 +42,8 @@ type agent struct {
 	echo atomic.Bool
 
 	mu     sync.Mutex
-	phones map[string]binding // "user@host" -> where the phone registered from
-	ctx    context.Context    // bounds relayed and echoed requests
+	phones map[string]binding // "user@host" -> the phone registered for it
+	ctx    context.Context    // bounds relayed and echoed requests; cancelled under mu
 	cancel context.CancelFunc
 }
 
@@ -55,23 +55,35 @@ type received struct {
 // binding is a registered phone.
 type binding struct {
 	contact   sip.Uri
-	transport string // "UDP" or "TCP", as it registered
-	source    string // host:port the REGISTER came from: requests go there
+	transport string // "UDP" or "TCP": the contact's transport parameter, else how it registered
+	dest      string // host:port of the contact
 	expires   time.Time
 }
 
-// sipLogger sends sipgo's own warnings to the console.
+// sipgo's own warnings go to the console of the running demo. sipgo's default
+// logger is a package global without synchronisation, so it is set once per
+// process and writes wherever sipConsole points.
+var (
+	sipConsole    atomic.Pointer[console]
+	sipLoggerOnce sync.Once
+	sipLog        *slog.Logger
+)
+
 func sipLogger(con *console) *slog.Logger {
-	return slog.New(slog.NewTextHandler(consoleWriter{con, "sip"}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sipConsole.Store(con)
+	sipLoggerOnce.Do(func() {
+		sipLog = slog.New(slog.NewTextHandler(sipLogWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		sip.SetDefaultLogger(sipLog)
+	})
+	return sipLog
 }
 
-type consoleWriter struct {
-	con *console
-	tag string
-}
+type sipLogWriter struct{}
 
-func (w consoleWriter) Write(p []byte) (int, error) {
-	w.con.printf(w.tag, "sipgo: %s", p)
+func (sipLogWriter) Write(p []byte) (int, error) {
+	if con := sipConsole.Load(); con != nil {
+		con.printf("sip", "sipgo: %s", p)
+	}
 	return len(p), nil
 }
 
@@ -97,7 +109,6 @@ func startAgent(con *console, port int, stoxAddr, sipDomain, xmppDomain string) 
 		return nil, fmt.Errorf("demo SIP agent: %w", err)
 	}
 	log := sipLogger(con)
-	sip.SetDefaultLogger(log)
 	a.ua, err = sipgo.NewUA(sipgo.WithUserAgent("stox-demo"), sipgo.WithUserAgentHostname("127.0.0.1"))
 	if err == nil {
 		a.srv, err = sipgo.NewServer(a.ua, sipgo.WithServerLogger(log))
@@ -128,7 +139,9 @@ func (a *agent) close() {
 	if a == nil {
 		return
 	}
+	a.mu.Lock()
 	a.cancel()
+	a.mu.Unlock()
 	_ = a.udp.Close()
 	_ = a.tcp.Close()
 	_ = a.ua.Close()
@@ -171,9 +184,8 @@ func (a *agent) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 			_ = tx.Respond(sip.NewResponseFromRequest(req, 404, "Not Found", nil))
 			return
 		}
-		out := b.contact
-		res, err := a.relayTo(req, out, b.transport, b.source)
-		a.answerRelayed(req, tx, res, err, fmt.Sprintf("%s -> %s (your phone at %s)", from, aor, b.source))
+		res, err := a.relayTo(req, b.contact, b.transport, b.dest)
+		a.answerRelayed(req, tx, res, err, fmt.Sprintf("%s -> %s (the phone at %s %s)", from, aor, strings.ToLower(b.transport), b.dest))
 	}
 }
 
@@ -189,6 +201,11 @@ func isScriptedAlice(u sip.Uri, xmppDomain string) bool {
 
 // bobReplies sends bob's answer to an XMPP user, through stox.
 func (a *agent) bobReplies(bob string, to sip.Uri, body string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ctx.Err() != nil { // closing: wg.Wait may have begun
+		return
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -289,12 +306,22 @@ func (a *agent) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		delete(a.phones, aor)
 		a.con.printf("sip", "phone unregistered: %s", aor)
 	default:
-		a.phones[aor] = binding{
+		b := binding{
 			contact:   contact.Address,
 			transport: strings.ToUpper(req.Transport()),
-			source:    req.Source(),
 			expires:   time.Now().Add(time.Duration(expires) * time.Second),
 		}
+		if contact.Address.UriParams != nil {
+			if t, ok := contact.Address.UriParams.Get("transport"); ok && t != "" {
+				b.transport = strings.ToUpper(t)
+			}
+		}
+		port := contact.Address.Port
+		if port == 0 {
+			port = 5060
+		}
+		b.dest = net.JoinHostPort(contact.Address.Host, strconv.Itoa(port))
+		a.phones[aor] = b
 		c := contact.Clone()
 		c.Params.Remove("expires")
 		c.Params.Add("expires", strconv.Itoa(expires))

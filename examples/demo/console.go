@@ -44,15 +44,23 @@ func (c *console) close() {
 type tailer struct {
 	stop chan struct{}
 	done chan struct{}
+	kick chan chan struct{} // flush requests
 }
 
-// tail follows path (which must exist) from its current start.
-func tail(con *console, tag, path string) (*tailer, error) {
+// tail follows path (which must exist), from its start or, with fromEnd,
+// from what is appended from now on.
+func tail(con *console, tag, path string, fromEnd bool) (*tailer, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	t := &tailer{stop: make(chan struct{}), done: make(chan struct{})}
+	if fromEnd {
+		if _, err := f.Seek(0, io.SeekEnd); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	t := &tailer{stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan chan struct{})}
 	go func() {
 		defer close(t.done)
 		defer f.Close()
@@ -88,10 +96,23 @@ func tail(con *console, tag, path string) (*tailer, error) {
 				return
 			case <-tick.C:
 				drain(false)
+			case ack := <-t.kick:
+				drain(false)
+				close(ack)
 			}
 		}
 	}()
 	return t, nil
+}
+
+// flush prints the complete lines written so far.
+func (t *tailer) flush() {
+	ack := make(chan struct{})
+	select {
+	case t.kick <- ack:
+		<-ack
+	case <-t.done:
+	}
 }
 
 // close prints what is left (the file may already be unlinked: the open

@@ -77,7 +77,11 @@ func runDemo(ctx context.Context, o options, out io.Writer) (err error) {
 	}()
 	if err := d.start(ctx); err != nil {
 		if ctx.Err() != nil {
-			return errors.New("interrupted during start-up")
+			if o.once {
+				return errors.New("interrupted during start-up")
+			}
+			d.say("stopping (signal received during start-up)")
+			return nil
 		}
 		return err
 	}

@@ -154,9 +154,6 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err := ua.Start(ctx); err != nil {
 		return err
 	}
-	for _, l := range ua.Listeners() {
-		log.Info("SIP listening", "transport", l.Transport, "addr", l.Addr.String())
-	}
 	if cfg.MSRP.Listen != "" || cfg.Store.Path != "" {
 		log.Debug("msrp.listen and store.path are accepted but not used yet (MSRP and presence are not implemented)")
 	}
