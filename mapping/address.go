@@ -202,14 +202,7 @@ func (a *Addressing) XMPPUserURI(jid string) (string, error) {
 	if !a.IsServed(j.Domain) {
 		return "", fmt.Errorf("%w: %s", ErrUnservedDomain, j.Domain)
 	}
-	user, err := unescapeCanonical(j.Local)
-	if err != nil {
-		return "", err
-	}
-	if user == "" {
-		return "", fmt.Errorf("%w: %q", ErrNoUser, jid)
-	}
-	return buildSIPURI(user, j.Domain, j.Resource), nil
+	return uriForJID(j, jid)
 }
 
 // XMPPUserJID maps the Request-URI of an incoming SIP request to the JID of
@@ -304,12 +297,17 @@ func SIPURIFromJID(jid string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return uriForJID(j, jid)
+}
+
+// uriForJID is RFC 7247 s6.5 on a parsed JID (raw is for the error).
+func uriForJID(j JID, raw string) (string, error) {
 	user, err := unescapeCanonical(j.Local)
 	if err != nil {
 		return "", err
 	}
 	if user == "" {
-		return "", fmt.Errorf("%w: %q", ErrNoUser, jid)
+		return "", fmt.Errorf("%w: %q", ErrNoUser, raw)
 	}
 	return buildSIPURI(user, j.Domain, j.Resource), nil
 }

@@ -86,16 +86,25 @@ func (u *UA) onTransportMessage(msg sip.Message) {
 	u.seq.issue(token, orderKey(req), req.Transport() == "UDP")
 }
 
-func (u *UA) handleMessage(req *sip.Request, tx sip.ServerTransaction) {
-	if !u.enter() {
-		return
+// admitted wraps a request handler with what every handled request passes
+// first: the UA is running, the source is trusted (403) and the request is
+// well formed (400). Refusals are answered and logged here.
+func (u *UA) admitted(h func(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort)) func(*sip.Request, sip.ServerTransaction) {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if !u.enter() {
+			return
+		}
+		defer u.leave()
+		src, code, reason := u.admit(req)
+		if code != 0 {
+			u.refuse(req, tx, src, code, reason)
+			return
+		}
+		h(req, tx, src)
 	}
-	defer u.leave()
-	src, code, reason := u.admit(req)
-	if code != 0 {
-		u.refuse(req, tx, src, code, reason)
-		return
-	}
+}
+
+func (u *UA) handleMessage(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort) {
 	m := u.incoming(req, src)
 	reply := u.dispatch(req, m)
 	u.respond(req, tx, m, reply)
@@ -206,16 +215,7 @@ func (u *UA) refuse(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPo
 }
 
 // handleOptions answers OPTIONS with our capabilities (RFC 3261 §11.2).
-func (u *UA) handleOptions(req *sip.Request, tx sip.ServerTransaction) {
-	if !u.enter() {
-		return
-	}
-	defer u.leave()
-	src, code, reason := u.admit(req)
-	if code != 0 {
-		u.refuse(req, tx, src, code, reason)
-		return
-	}
+func (u *UA) handleOptions(req *sip.Request, tx sip.ServerTransaction, _ netip.AddrPort) {
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	res.AppendHeader(sip.NewHeader("Server", u.uaString))
 	res.AppendHeader(sip.NewHeader("Allow", u.allow))

@@ -171,12 +171,12 @@ func New(opts ...Option) (*UA, error) {
 		return nil, fmt.Errorf("sipside: sipgo client: %w", err)
 	}
 	if cfg.handler != nil {
-		u.srv.OnMessage(u.handleMessage)
+		u.srv.OnMessage(u.admitted(u.handleMessage))
 		// Runs on the read loop, in arrival order, after the transaction
 		// layer has spawned the request's goroutine (see sequencer).
 		sua.TransportLayer().OnMessage(u.onTransportMessage)
 	}
-	u.srv.OnOptions(u.handleOptions)
+	u.srv.OnOptions(u.admitted(u.handleOptions))
 	u.srv.OnNoRoute(u.handleOther)
 	return u, nil
 }
