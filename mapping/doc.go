@@ -3,7 +3,9 @@
 //
 // It performs no I/O, starts no goroutines, reads no clock, draws no random
 // numbers and does not log; ids and times are the caller's. It depends on the
-// standard library only. Everything here is safe for concurrent use.
+// standard library and github.com/beevik/etree (PIDF) only. Everything here
+// is safe for concurrent use, except that a PresenceState value, like any
+// other, has one owner.
 //
 // What it implements (item ids refer to shared/spec/CHECKLIST.md):
 //   - RFC 7247 (SIP-XMPP interworking: architecture, addresses, errors): the
@@ -22,6 +24,12 @@
 //     rewritten to the recommended profile.
 //   - RFC 6120 8.3: stanza error conditions and their types (ERR-02, ERR-05).
 //   - RFC 5122 xmpp: URIs, as carried by <gone/>.
+//   - RFC 8048 6 (presence) over RFC 3863 (PIDF): Tables 1 and 2 (CHECKLIST
+//     4.4, 4.5; PRES-04, PRES-13c, PRES-29, PRES-40..PRES-43, TV-17..TV-19,
+//     TV-21), RPID activities of RFC 4480 both ways (PRES-43), and of RFC
+//     6665 the Subscription-State header and the failure and termination
+//     tables of PRES-15 and PRES-16 as actions. The subscription machinery
+//     itself (dialogs, timers, state across restarts) is component's.
 //
 // What it deliberately does not do:
 //   - IDN: domains are ASCII host names; RFC 7247 6.1 leaves IDN mapping out.

@@ -54,4 +54,27 @@ var (
 	// ErrBadBody: the body (or subject) is not valid UTF-8, holds characters
 	// XML forbids, or a message/cpim wrapper is malformed. SIP 400.
 	ErrBadBody = errors.New("mapping: malformed message body")
+
+	// ErrBadPIDF: a PIDF body that is not well-formed XML, has no single
+	// urn:ietf:params:xml:ns:pidf <presence/> root, or breaks a MUST of RFC
+	// 3863 4 (entity, a unique id on every tuple). SIP 400 to the NOTIFY.
+	ErrBadPIDF = errors.New("mapping: malformed PIDF document")
+	// ErrPIDFTooBig: a PIDF body over PIDFMaxBytes or with more than
+	// PIDFMaxTuples tuples. SIP 413 to the NOTIFY.
+	ErrPIDFTooBig = errors.New("mapping: PIDF document too large")
+	// ErrPIDFTooDeep: a PIDF body nested deeper than PIDFMaxDepth. SIP 400.
+	ErrPIDFTooDeep = errors.New("mapping: PIDF document nested too deeply")
+	// ErrPresenceType: a presence type other than none or unavailable;
+	// subscribe, subscribed, unsubscribe, unsubscribed, probe and error drive
+	// the subscription machinery and never become PIDF (PRES-04).
+	ErrPresenceType = errors.New("mapping: presence type is not presence state")
+	// ErrBadPresence: a presence that cannot be mapped: a show or priority
+	// out of range, status text XML cannot carry, a From without localpart
+	// or of another user than the document's (PRES-31), a resource given
+	// twice (PRES-40c). component drops the presence (presence is not
+	// answered with stanza errors).
+	ErrBadPresence = errors.New("mapping: presence cannot be mapped")
+	// ErrBadSubscriptionState: a malformed Subscription-State value (RFC
+	// 6665 8.2.3), or one that cannot be formatted. SIP 400 to the NOTIFY.
+	ErrBadSubscriptionState = errors.New("mapping: malformed Subscription-State")
 )
