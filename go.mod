@@ -6,6 +6,7 @@ require (
 	github.com/BurntSushi/toml v1.4.0
 	github.com/beevik/etree v1.8.1
 	github.com/emiago/sipgo v1.7.2
+	go.etcd.io/bbolt v1.4.0
 	gosrc.io/xmpp v0.5.1
 )
 
@@ -16,7 +17,5 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/icholy/digest v1.2.0 // indirect
 	golang.org/x/sync v0.16.0 // indirect
-	golang.org/x/sys v0.24.0 // indirect
-	golang.org/x/xerrors v0.0.0-20190717185122-a985d3407aa7 // indirect
-	nhooyr.io/websocket v1.6.5 // indirect
+	golang.org/x/sys v0.29.0 // indirect
 )
