@@ -16,6 +16,8 @@ deps:
 	command -v prosody >/dev/null 2>&1 || missing="$$missing prosody"; \
 	command -v sipp    >/dev/null 2>&1 || missing="$$missing sip-tester"; \
 	command -v tshark  >/dev/null 2>&1 || missing="$$missing tshark"; \
+	command -v kamailio >/dev/null 2>&1 || missing="$$missing kamailio"; \
+	[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/presence_xml.so ] || ls /usr/lib/*/kamailio/modules/presence_xml.so >/dev/null 2>&1 || missing="$$missing kamailio-presence-modules"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \

@@ -16,6 +16,7 @@ var debianPackage = map[string]string{
 	"sipp":        "sip-tester",
 	"tshark":      "tshark",
 	"kamailio":    "kamailio",
+	"kamcmd":      "kamailio",
 	"ejabberdctl": "ejabberd",
 	"go":          "golang-go",
 }
