@@ -66,7 +66,7 @@
 //     (Failure-Report "partial") are dropped.
 //   - Certificate checks against an SDP fingerprint (RFC 4975 s14.2) are
 //     the caller's, through the tls.Config.
-//   - Chunks of the default size (16 KiB) are written whole with a numeric
+//   - Chunks of the default size (8 KiB) are written whole with a numeric
 //     range-end; only larger configured chunks carry range-end "*" and can
 //     be interrupted part-way. A message abandoned between chunks ends with
 //     a bodiless '#' chunk.
