@@ -32,46 +32,6 @@ const maxDepth = 64
 // errTooDeep is returned when a stanza nests deeper than maxDepth.
 var errTooDeep = errors.New("component: stanza nests too deep")
 
-// readElement reads the element whose start tag has just been read.
-func readElement(d *xml.Decoder, start xml.StartElement, depth int) (*Element, error) {
-	if depth > maxDepth {
-		return nil, errTooDeep
-	}
-	e := &Element{Space: start.Name.Space, Local: start.Name.Local}
-	for _, a := range start.Attr {
-		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
-			continue // namespace declarations are carried by Space
-		}
-		if a.Name.Space == "xml" {
-			a.Name.Space = nsXML
-		}
-		e.Attr = append(e.Attr, a)
-	}
-	var text strings.Builder
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil, io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			c, err := readElement(d, t, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			e.Children = append(e.Children, c)
-		case xml.CharData:
-			text.Write(t)
-		case xml.EndElement:
-			e.Text = text.String()
-			return e, nil
-		}
-	}
-}
-
 // AttrValue returns the value of the attribute with no namespace named local.
 func (e *Element) AttrValue(local string) string {
 	for _, a := range e.Attr {
@@ -240,15 +200,15 @@ func escape(b *strings.Builder, s string, attr bool) {
 }
 
 // ParseElement parses one serialised element (tests, and raw fragments).
+// Anything after the element is ignored.
 func ParseElement(s string) (*Element, error) {
-	d := xml.NewDecoder(strings.NewReader(s))
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return nil, fmt.Errorf("component: parse element: %w", err)
-		}
-		if st, ok := tok.(xml.StartElement); ok {
-			return readElement(d, st, 0)
-		}
+	p := xmlParser{d: []byte(s)}
+	e, _, err := p.top()
+	switch {
+	case err == errNeedMore:
+		return nil, fmt.Errorf("component: parse element: %w", io.ErrUnexpectedEOF)
+	case err != nil:
+		return nil, fmt.Errorf("component: parse element: %w", err)
 	}
+	return e, nil
 }

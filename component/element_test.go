@@ -1,6 +1,9 @@
 package component
 
 import (
+	"encoding/xml"
+	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -108,6 +111,146 @@ func FuzzElement(f *testing.F) {
 		}
 		if !sameElement(e, e2) {
 			t.Fatalf("round trip changed the element: %q -> %q", s, out)
+		}
+	})
+}
+
+// oneByteReader returns at most n bytes per Read, to split stanzas at every
+// position.
+type oneByteReader struct {
+	s string
+	n int
+}
+
+func (r *oneByteReader) Read(p []byte) (int, error) {
+	if r.s == "" {
+		return 0, io.EOF
+	}
+	k := min(r.n, len(p), len(r.s))
+	copy(p, r.s[:k])
+	r.s = r.s[k:]
+	return k, nil
+}
+
+const testStreamHeader = `<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' id='x'>`
+
+// refStanzas reads a stream's stanzas with the reference reader.
+func refStanzas(stream string) ([]*Element, error) {
+	d := xml.NewDecoder(strings.NewReader(stream))
+	var out []*Element
+	depth := 0
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return out, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if depth == 0 {
+				depth++
+				continue
+			}
+			e, err := readElement(d, t, 0)
+			if err != nil {
+				return out, err
+			}
+			out = append(out, e)
+		case xml.EndElement:
+			return out, errStreamClosed
+		}
+	}
+}
+
+// TestElementReaderStream: stanzas split at every byte boundary read the
+// same as encoding/xml reads them; the end of the stream is reported.
+func TestElementReaderStream(t *testing.T) {
+	body := `<message from='a@b/r' to='c@sip.example.com' type='chat' id='1' xml:lang='en'>` +
+		`<body>x &lt; y &amp; &#x1F600; "q" &apos;</body><thread>t</thread>` +
+		`<active xmlns='http://jabber.org/protocol/chatstates'/><x xmlns:p='urn:p' p:a='1'><p:y>z<![CDATA[<raw> & ]]>w</p:y></x></message>` +
+		"\n <!-- keepalive --> " +
+		`<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>` +
+		`<message xmlns='jabber:client' to='x'><body>a` + "\r\n" + `b</body></message>` +
+		`<?pi data?><presence/>`
+	stream := testStreamHeader + body + "</stream:stream>"
+	want, err := refStanzas(stream)
+	if !errors.Is(err, errStreamClosed) || len(want) != 4 {
+		t.Fatalf("reference: %d stanzas, %v", len(want), err)
+	}
+	for n := 1; n <= len(body)+1; n *= 2 {
+		rd := newElementReader(&oneByteReader{s: body + "</stream:stream>", n: n}, streamScope)
+		for i, w := range want {
+			got, err := rd.next()
+			if err != nil {
+				t.Fatalf("chunks of %d: stanza %d: %v", n, i, err)
+			}
+			if !sameTree(w, got) {
+				t.Fatalf("chunks of %d: stanza %d: got %s, want %s", n, i, got, w)
+			}
+		}
+		if _, err := rd.next(); !errors.Is(err, errStreamClosed) {
+			t.Fatalf("chunks of %d: end of stream: %v", n, err)
+		}
+	}
+	rd := newElementReader(strings.NewReader(`<message><body>cut`), streamScope)
+	if _, err := rd.next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated stream: %v, want unexpected EOF", err)
+	}
+}
+
+// TestElementReaderRefuses: what encoding/xml refuses, the reader refuses.
+func TestElementReaderRefuses(t *testing.T) {
+	for _, s := range []string{
+		`<a>&foo;</a>`, `<a>&#0;</a>`, `<a>&#xFFFE;</a>`, `<a x=1/>`, `<a x='<'/>`, `<a></b>`,
+		"<a>\x01</a>", "<a>\xff</a>", `<a><!-- x -- y --></a>`, `<1a/>`, `<a>&amp</a>`,
+	} {
+		if _, err := parseElementRef(s); err == nil {
+			t.Fatalf("reference accepts %q", s)
+		}
+		if e, err := ParseElement(s); err == nil {
+			t.Errorf("ParseElement(%q) = %s, want an error", s, e)
+		}
+	}
+}
+
+// FuzzElementReader holds the stanza reader to encoding/xml: whatever the
+// reference reads, the reader reads the same, in one piece and split into
+// small reads.
+func FuzzElementReader(f *testing.F) {
+	f.Add(`<message xml:lang='en' to='a@b'><body>hi &amp; bye</body></message>`, uint8(3))
+	f.Add(`<iq><q xmlns='urn:x' a='1&#xA;2'/></iq>`, uint8(1))
+	f.Add(`<x xmlns:p='urn:p'><p:y p:attr='v'/><!-- c --><?p i?><![CDATA[d]]></x>`, uint8(5))
+	f.Add("<a b=\"\r\n\">\r\r\n</a>", uint8(2))
+	f.Add(`<a><!DOCTYPE x [<!ENTITY y "<z>">]></a>`, uint8(7))
+	f.Fuzz(func(t *testing.T, s string, chunk uint8) {
+		want, err := parseElementRef(s)
+		got, gerr := ParseElement(s)
+		var se *xmlSyntaxError
+		if errors.As(gerr, &se) && se.qname {
+			return // stricter on purpose: not a qualified name
+		}
+		if err == nil {
+			if gerr != nil {
+				t.Fatalf("reference reads %q, reader fails: %v", s, gerr)
+			}
+			if !sameTree(want, got) {
+				t.Fatalf("%q: reader %s, reference %s", s, got, want)
+			}
+		}
+		// The same text as a stanza of a stream, in small reads.
+		ref, rerr := refStanzas(testStreamHeader + s)
+		if len(ref) == 0 {
+			return
+		}
+		rd := newElementReader(&oneByteReader{s: s, n: int(chunk%16) + 1}, streamScope)
+		e, err := rd.next()
+		if errors.As(err, &se) && se.qname {
+			return
+		}
+		if err != nil {
+			t.Fatalf("reference reads stanza %s (then %v), reader fails: %v", ref[0], rerr, err)
+		}
+		if !sameTree(ref[0], e) {
+			t.Fatalf("%q in a stream: reader %s, reference %s", s, e, ref[0])
 		}
 	})
 }

@@ -117,6 +117,7 @@ type Gateway struct {
 	out      *outbox
 	iqs      []iqHandler
 	sessions *registry
+	senders  *senderPool
 
 	pingMu  sync.Mutex
 	pings   map[string]chan *Element
@@ -154,6 +155,7 @@ func New(cfg Config, sip SIPSender, opts ...Option) (*Gateway, error) {
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.out = newOutbox(cfg.OutboxLimit, cfg.OutboxMaxOutage, g.now)
 	g.sessions = newRegistry(g)
+	g.senders = newSenderPool(senderIdle, g.ctx.Done(), &g.wg)
 	g.iqs = g.builtinIQHandlers()
 	return g, nil
 }
@@ -341,6 +343,9 @@ func (g *Gateway) send(e *Element) (queued bool, err error) {
 	b := e.Bytes()
 	return g.out.send(b)
 }
+
+// senderIdle is how long a sender worker waits for the next send.
+const senderIdle = 2 * time.Second
 
 // Close stops the sessions: queued and in-flight XMPP->SIP messages are
 // answered (delivered, or an error stanza). It does not close the stream; the

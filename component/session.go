@@ -224,11 +224,11 @@ func (s *Session) kick(dest string, d *destQueue) {
 	s.waiting.Add(-1)
 	s.busy++
 	s.sends.Add(1)
-	go func() {
+	s.g.senders.run(func() {
 		defer s.sends.Done()
 		s.g.deliver(s.ctx, o)
 		s.done <- sendResult{dest: dest} // the loop drains done until all sends ended
-	}()
+	})
 }
 
 // shutdown waits up to grace for messages to leave, then cancels what is in

@@ -29,7 +29,7 @@ const (
 // goroutines (one Write per stanza, under mu) and read by one.
 type stream struct {
 	conn    net.Conn
-	dec     *xml.Decoder
+	rd      *elementReader
 	mu      sync.Mutex // serialises writes
 	timeout time.Duration
 }
@@ -55,14 +55,18 @@ func dialStream(ctx context.Context, addr, domain, secret string, timeout time.D
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	s.dec = xml.NewDecoder(bufio.NewReaderSize(conn, 64<<10))
+	// The opening exchange goes through encoding/xml (gosrc.io/xmpp's
+	// helpers); it reads the buffered reader a byte at a time and keeps
+	// nothing back, so the stanza reader goes on from the same bytes.
+	br := bufio.NewReaderSize(conn, 64<<10)
+	dec := xml.NewDecoder(br)
 	open := fmt.Sprintf("<?xml version='1.0'?><stream:stream to='%s' xmlns='%s' xmlns:stream='%s'>",
 		xmlAttrEscape(domain), nsComponent, nsStream)
 	if _, err := io.WriteString(conn, open); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("component: open stream: %w", err)
 	}
-	id, err := stanza.InitStream(s.dec)
+	id, err := stanza.InitStream(dec)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("component: open stream: %w", err)
@@ -71,7 +75,7 @@ func dialStream(ctx context.Context, addr, domain, secret string, timeout time.D
 		conn.Close()
 		return nil, fmt.Errorf("component: handshake: %w", err)
 	}
-	p, err := stanza.NextPacket(s.dec)
+	p, err := stanza.NextPacket(dec)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("component: handshake: %w", err)
@@ -89,6 +93,7 @@ func dialStream(ctx context.Context, addr, domain, secret string, timeout time.D
 		return nil, fmt.Errorf("%w: unexpected <%s/>", ErrHandshakeRejected, p.Name())
 	}
 	_ = conn.SetDeadline(time.Time{})
+	s.rd = newElementReader(br, streamScope)
 	return s, nil
 }
 
@@ -108,33 +113,20 @@ func (s *stream) write(b []byte) error {
 // read returns the next top-level element. At the server's </stream:stream>
 // it returns errStreamClosed; a stream error returns an error naming it.
 func (s *stream) read() (*Element, error) {
-	for {
-		tok, err := s.dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		switch t := tok.(type) {
-		case xml.EndElement:
-			if t.Name.Space == nsStream && t.Name.Local == "stream" {
-				return nil, errStreamClosed
-			}
-		case xml.StartElement:
-			e, err := readElement(s.dec, t, 0)
-			if err != nil {
-				return nil, err
-			}
-			if e.Space == nsStream && e.Local == "error" {
-				cond := "undefined-condition"
-				for _, c := range e.Children {
-					if c.Space == nsStreams && c.Local != "text" {
-						cond = c.Local
-					}
-				}
-				return nil, fmt.Errorf("%w: %s", errStreamError, cond)
-			}
-			return e, nil
-		}
+	e, err := s.rd.next()
+	if err != nil {
+		return nil, err
 	}
+	if e.Space == nsStream && e.Local == "error" {
+		cond := "undefined-condition"
+		for _, c := range e.Children {
+			if c.Space == nsStreams && c.Local != "text" {
+				cond = c.Local
+			}
+		}
+		return nil, fmt.Errorf("%w: %s", errStreamError, cond)
+	}
+	return e, nil
 }
 
 // close ends the stream politely and closes the connection; waiting for the

@@ -235,7 +235,11 @@ func TestLargeChunked(t *testing.T) {
 		parts++
 	}
 	if parts < 2 || joined.String() != big {
-		t.Fatalf("%d parts, joined equal: %v", parts, joined.String() == big)
+		var desc []string
+		for _, m := range requests(t, uas) {
+			desc = append(desc, fmt.Sprintf("%d bytes body, Call-ID %s, Content-Length %s", len(m.Body), m.Header("Call-ID"), m.Header("Content-Length")))
+		}
+		t.Fatalf("%d parts, joined equal: %v: %v", parts, joined.String() == big, desc)
 	}
 }
 

@@ -34,6 +34,14 @@
 // handler is called for one MESSAGE of a conversation at a time, in the
 // order the transport read them (see sequencer.go for the bounds).
 //
+// Overload: at most WithMaxIncoming MESSAGEs (default 512) are between the
+// socket and their final response at once; beyond it a new MESSAGE is
+// answered 503 with Retry-After at once, over UDP statelessly before sipgo
+// parses it all (a retransmission of a MESSAGE in progress is left to its
+// transaction, so nothing gets two final responses). Senders back off
+// within a round trip instead of retransmitting into a growing backlog.
+// UDP listeners ask for 4 MiB socket buffers (capped by net.core.rmem_max).
+//
 // Size limits: sipgo's parser refuses a message larger than the body limit
 // (WithMaxMessageBody, default 64 KiB) plus 16 KiB of headers; on TCP/TLS
 // it closes the connection without an answer. Over UDP a datagram larger

@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -105,9 +107,50 @@ func (u *UA) admitted(h func(req *sip.Request, tx sip.ServerTransaction, src net
 }
 
 func (u *UA) handleMessage(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort) {
-	m := u.incoming(req, src)
-	reply := u.dispatch(req, m)
-	u.respond(req, tx, m, reply)
+	if n := u.incomingBusy.Add(1); n > int64(u.cfg.maxIncoming) {
+		u.incomingBusy.Add(-1)
+		u.shed(req, tx, src)
+		return
+	}
+	defer u.incomingBusy.Add(-1)
+	u.workers.do(func() {
+		m := u.incoming(req, src)
+		reply := u.dispatch(req, m)
+		u.respond(req, tx, m, reply)
+	})
+}
+
+// overloaded reports whether incoming MESSAGEs are at WithMaxIncoming:
+// those being handled, or those read and waiting for their turn or for
+// their goroutine to run.
+func (u *UA) overloaded() bool {
+	limit := int64(u.cfg.maxIncoming)
+	return u.cfg.handler != nil && (u.incomingBusy.Load() >= limit || u.seq.pending() >= limit)
+}
+
+// noteShed counts a MESSAGE answered 503 for overload and warns at most
+// once a second.
+func (u *UA) noteShed(src netip.AddrPort) {
+	n := u.shedCount.Add(1)
+	now := time.Now().UnixNano()
+	if last := u.shedLogged.Load(); now-last >= int64(time.Second) && u.shedLogged.CompareAndSwap(last, now) {
+		u.log.Warn("sip overload: MESSAGEs answered 503", "max_incoming", u.cfg.maxIncoming, "total", n, "source", src)
+	}
+}
+
+// shed answers a MESSAGE beyond WithMaxIncoming: 503 with Retry-After, at
+// once, and gives up its turn in its conversation.
+func (u *UA) shed(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort) {
+	if token, err := sip.ServerTxKeyMake(req); err == nil {
+		u.seq.discard(token)
+	}
+	u.noteShed(src)
+	res := sip.NewResponseFromRequest(req, 503, reasonPhrase(503), nil)
+	res.AppendHeader(sip.NewHeader("Server", u.uaString))
+	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(OverloadRetryAfter)))
+	if err := tx.Respond(res); err != nil {
+		u.log.Debug("sip respond failed", "code", 503, "error", err)
+	}
 }
 
 // dispatch waits for the request's turn and calls the handler.

@@ -38,6 +38,11 @@ const (
 	DefaultTransactionTimeout = 32 * time.Second
 	// DefaultMaxInFlight bounds concurrent outgoing client transactions.
 	DefaultMaxInFlight = 1024
+	// DefaultMaxIncoming bounds the incoming MESSAGEs being handled at once.
+	DefaultMaxIncoming = 512
+	// OverloadRetryAfter is the Retry-After (seconds) of the 503 that
+	// answers a MESSAGE beyond WithMaxIncoming.
+	OverloadRetryAfter = 2
 
 	// udpSizeLimit is the RFC 3261 §18.1.1 threshold for a path of unknown
 	// MTU, measured on the whole request (start line, headers, body; D1).
@@ -46,6 +51,10 @@ const (
 	// headerAllowance is what the parser accepts on top of the body limit
 	// for the start line and the headers.
 	headerAllowance = 16 << 10
+
+	// udpSocketBuffer is the receive and send buffer asked for each UDP
+	// listener (the kernel caps it at net.core.rmem_max and wmem_max).
+	udpSocketBuffer = 4 << 20
 
 	// defaultOrderWait bounds how long a request may hold up later requests
 	// of the same conversation while its handler goroutine has not arrived.
@@ -75,6 +84,7 @@ type config struct {
 	handler     MessageHandler
 	txTimeout   time.Duration
 	maxInFlight int
+	maxIncoming int
 	resolver    *net.Resolver
 	accept      []string
 
@@ -89,6 +99,7 @@ func defaultConfig() *config {
 		maxBody:     DefaultMaxMessageBody,
 		txTimeout:   DefaultTransactionTimeout,
 		maxInFlight: DefaultMaxInFlight,
+		maxIncoming: DefaultMaxIncoming,
 		accept:      []string{"text/plain", "message/cpim", "text/html"},
 		orderWait:   defaultOrderWait,
 	}
@@ -279,6 +290,24 @@ func WithMaxInFlight(n int) Option {
 			return optErr("max in flight %d", n)
 		}
 		c.maxInFlight = n
+		return nil
+	}
+}
+
+// WithMaxIncoming bounds the incoming MESSAGEs being handled at once
+// (default 512): those waiting for their turn in their conversation or
+// in the MessageHandler. Beyond it a MESSAGE is answered at once with 503
+// and Retry-After (OverloadRetryAfter), before the handler: under
+// overload the sender learns to back off within one round trip, instead
+// of waiting while work piles up until its retransmissions (RFC 3261
+// Timer E) add load and its transaction times out (Timer F) on messages
+// that may still be delivered later.
+func WithMaxIncoming(n int) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return optErr("max incoming %d", n)
+		}
+		c.maxIncoming = n
 		return nil
 	}
 }

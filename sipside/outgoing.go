@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/emiago/sipgo"
@@ -132,15 +134,17 @@ func (u *UA) SendMessage(ctx context.Context, m *OutgoingMessage) (Result, error
 	if err != nil {
 		return Result{}, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(u.ctx, cancel)
-	defer stop()
-
+	// Close ends every send: the waits below watch u.ctx themselves. A
+	// context that Close cancels (one more context and an AfterFunc
+	// registered on the UA's shared context, per message) is derived only
+	// where a wait happens inside a call we make: DNS lookups and dialing
+	// a TCP/TLS connection.
 	select {
 	case u.slots <- struct{}{}:
 	case <-ctx.Done():
 		return Result{}, u.ctxErr(ctx, "waiting for a transaction slot")
+	case <-u.ctx.Done():
+		return Result{}, ErrClosed
 	}
 	defer func() { <-u.slots }()
 
@@ -149,7 +153,7 @@ func (u *UA) SendMessage(ctx context.Context, m *OutgoingMessage) (Result, error
 		return Result{}, err
 	}
 	req := u.build(st, p, p.body, tg)
-	if tg.transport == "UDP" {
+	if tg.transport == "UDP" && !u.fitsUDP(st, p, tg) {
 		if size := requestSize(req) + sentByMargin(st, tg); size > udpSizeLimit {
 			switch u.cfg.large {
 			case LargeReject:
@@ -165,6 +169,34 @@ func (u *UA) SendMessage(ctx context.Context, m *OutgoingMessage) (Result, error
 	res, err := u.transact(ctx, req)
 	res.Parts = 1
 	return res, err
+}
+
+// fitsUDP reports, without serialising the request, that it is certainly
+// within the UDP limit because an upper bound of its size is. URIs are
+// counted twice over (as given and as sipgo may write them); the fixed
+// parts (start line, header names, Max-Forwards, CSeq, Content-Length, the
+// Via branch) are 512 bytes at most; User-Agent and Route are counted in
+// u.headerExtra. Only requests near the limit pay for requestSize.
+func (u *UA) fitsUDP(st *startedState, p *prepared, tg target) bool {
+	const fixed = 512
+	n := fixed + u.headerExtra + len(p.body) + len(p.callID) + len(p.subject) + len(p.ctype) + len(p.lang) +
+		len(p.display) + len(p.tag) + 2*(2*uriLen(&p.ruri)+uriLen(&p.from)+uriLen(&p.to)) + sentByMargin(st, tg)
+	if sb, ok := st.sentBy[tg.transport]; ok {
+		n += len(sb.host) + 6
+	}
+	return n <= udpSizeLimit
+}
+
+// uriLen bounds the length of u as written.
+func uriLen(u *sip.Uri) int {
+	n := len(u.Scheme) + 1 + len(u.User) + 1 + len(u.Password) + 1 + len(u.Host) + 8
+	for _, kv := range u.UriParams {
+		n += len(kv.K) + len(kv.V) + 2
+	}
+	for _, kv := range u.Headers {
+		n += len(kv.K) + len(kv.V) + 2
+	}
+	return n
 }
 
 // sendChunks splits a text body on UTF-8 boundaries so that each whole
@@ -320,19 +352,30 @@ func noBuild(*sipgo.Client, *sip.Request) error { return nil }
 // The first final response wins; later ones (forks, retransmissions) are
 // ignored (IM-15).
 func (u *UA) transact(ctx context.Context, req *sip.Request) (Result, error) {
-	// Timer F as a context deadline: sipgo's timers are package globals.
-	tctx, cancel := context.WithTimeout(ctx, u.cfg.txTimeout)
-	defer cancel()
+	// Timer F as our own timer: sipgo's timers are package globals.
+	timerF := time.NewTimer(u.cfg.txTimeout)
+	defer timerF.Stop()
 	if u.log.Enabled(ctx, slog.LevelDebug) {
 		u.log.Debug("sip request", "data", req.String())
 	}
-	tx, err := u.cli.TransactionRequest(tctx, req, noBuild)
+	txCtx := ctx
+	if req.Transport() != "UDP" || !isIPHostPort(req.Destination()) {
+		// sipgo may dial a connection or resolve a name under this
+		// context: Close and Timer F must be able to stop it. (Over UDP to
+		// an IP it writes on the pooled listener and waits for nothing.)
+		var cancel context.CancelFunc
+		txCtx, cancel = context.WithTimeout(ctx, u.cfg.txTimeout)
+		defer cancel()
+		stop := context.AfterFunc(u.ctx, cancel)
+		defer stop()
+	}
+	tx, err := u.cli.TransactionRequest(txCtx, req, noBuild)
 	if err != nil {
 		switch {
 		case errors.Is(err, sip.ErrUDPMTUCongestion):
 			return Result{}, fmt.Errorf("%w: %w", ErrTooLarge, err)
-		case tctx.Err() != nil:
-			return Result{}, u.ctxErr(tctx, "connecting")
+		case txCtx.Err() != nil:
+			return Result{}, u.ctxErr(txCtx, "connecting")
 		}
 		return Result{}, fmt.Errorf("%w: %s %s: %w", ErrTransport, strings.ToLower(req.Transport()), req.Destination(), err)
 	}
@@ -353,10 +396,20 @@ func (u *UA) transact(ctx context.Context, req *sip.Request) (Result, error) {
 				return Result{}, fmt.Errorf("%w: %w", ErrTimeout, err)
 			}
 			return Result{}, fmt.Errorf("%w: %w", ErrTransport, err)
-		case <-tctx.Done():
-			return Result{}, u.ctxErr(tctx, "waiting for a final response")
+		case <-timerF.C:
+			return Result{}, fmt.Errorf("%w: waiting for a final response: %w", ErrTimeout, context.DeadlineExceeded)
+		case <-ctx.Done():
+			return Result{}, u.ctxErr(ctx, "waiting for a final response")
+		case <-u.ctx.Done():
+			return Result{}, ErrClosed
 		}
 	}
+}
+
+// isIPHostPort reports whether hp is an IP literal with a port.
+func isIPHostPort(hp string) bool {
+	_, err := netip.ParseAddrPort(hp)
+	return err == nil
 }
 
 // ctxErr turns the end of ctx into our error: ErrClosed when the UA is

@@ -37,6 +37,52 @@ func TestRequestSize(t *testing.T) {
 	}
 }
 
+// TestFitsUDP: fitsUDP, the shortcut that skips requestSize, only says yes
+// when the request really is within the UDP limit, and says yes for a
+// typical chat message.
+func TestFitsUDP(t *testing.T) {
+	long := "sip:" + strings.Repeat("u", 200) + "@" + strings.Repeat("h", 60) + ".example;gr=" + strings.Repeat("r", 40)
+	for _, proxy := range []string{"sip:10.0.0.1:5070;transport=udp", "sip:" + strings.Repeat("p", 150) + ".example:5070;transport=udp"} {
+		u, err := New(WithOutboundProxy(proxy), WithDomain("gw.example"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Close()
+		for _, st := range []*startedState{
+			{sentBy: map[string]hostPort{"UDP": {"127.0.0.1", 5060}}},
+			{sentBy: map[string]hostPort{"UDP": {strings.Repeat("s", 60) + ".example", 65535}}},
+			{sentBy: map[string]hostPort{}},
+		} {
+			for _, ruri := range []string{"sip:romeo@example.net", long} {
+				for n := 0; n <= 1300; n += 50 {
+					p, err := prepare(&OutgoingMessage{
+						RequestURI: ruri, From: "sip:juliet@example.com;gr=x", To: ruri, FromDisplay: "J",
+						Subject: strings.Repeat("s", n%170), ContentLanguage: "en", Body: []byte(strings.Repeat("x", n)),
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					tg := target{"UDP", "10.0.0.1:5070"}
+					size := requestSize(u.build(st, p, p.body, tg)) + sentByMargin(st, tg)
+					if u.fitsUDP(st, p, tg) && size > udpSizeLimit {
+						t.Errorf("proxy %d bytes, ruri %d bytes, body %d: fitsUDP but %d bytes", len(proxy), len(ruri), n, size)
+					}
+				}
+			}
+		}
+	}
+	u, err := New(WithOutboundProxy("sip:10.0.0.1:5070;transport=udp"), WithDomain("gw.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	p, _ := prepare(&OutgoingMessage{RequestURI: "sip:romeo@example.net", From: "sip:juliet@example.com;gr=x", To: "sip:romeo@example.net",
+		Body: []byte(strings.Repeat("x", 200))})
+	if !u.fitsUDP(&startedState{sentBy: map[string]hostPort{"UDP": {"127.0.0.1", 5060}}}, p, target{"UDP", "10.0.0.1:5070"}) {
+		t.Error("a 200-byte chat message should fit without measuring")
+	}
+}
+
 func TestMaxChunk(t *testing.T) {
 	// Content-Length: 0 is in base; 898 needs two more digits:
 	// 400 + 898 + 3 - 1 = 1300.

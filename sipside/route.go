@@ -90,6 +90,10 @@ func (u *UA) resolveTarget(ctx context.Context, ruri *sip.Uri) (target, error) {
 		}
 		return target{transport: tp, dest: net.JoinHostPort(host, strconv.Itoa(port))}, nil
 	}
+	// The lookups wait on the network: Close must be able to end them.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(u.ctx, cancel)()
 	tries := []string{tp}
 	if !explicit {
 		tries = []string{"UDP", "TCP"}

@@ -158,6 +158,9 @@ func checkCallID(s string) error {
 // isMediaType reports whether s is a media type with optional parameters
 // that can go into Content-Type or Accept as it is.
 func isMediaType(s string) bool {
+	if s == defaultContentType {
+		return true // what stox sends; mime.ParseMediaType allocates a map
+	}
 	if s == "" || hasCtl(s) || strings.ContainsAny(s, ",") {
 		return false
 	}

@@ -3,6 +3,7 @@ package sipside
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,11 +43,17 @@ type sequencer struct {
 	lanes     map[string]*lane
 	tickets   map[string]*ticket // issued, not yet claimed (including dropped ones)
 	waiters   map[string]chan struct{}
-	queued    int
+	queued    atomic.Int64 // tickets in lanes: issued and not yet released or dropped
 	lastSweep time.Time
 	// saturatedUntil: the bounds refused a ticket lately; a claim that
 	// finds no ticket then goes on at once instead of waiting for one.
 	saturatedUntil time.Time
+
+	// idleSweep forgets what the lanes remember once traffic stops: the
+	// sweep in issue only runs when requests come. Armed while there are
+	// lanes or tickets; stopped by close.
+	idleSweep *time.Timer
+	closed    bool
 
 	// counters, for tests and logs
 	dropped   uint64
@@ -87,7 +94,7 @@ func newSequencer(wait, ttl time.Duration, maxLanes, maxTickets int) *sequencer 
 }
 
 func (l *lane) seen(token string) bool {
-	for _, b := range l.recent {
+	for _, b := range &l.recent {
 		if b == token {
 			return true
 		}
@@ -121,7 +128,7 @@ func (s *sequencer) issue(token, key string, udp bool) bool {
 	if ln == nil && len(s.lanes) >= s.maxLanes && now.Sub(s.lastSweep) >= s.wait {
 		s.sweepLocked(now)
 	}
-	if ln == nil && len(s.lanes) >= s.maxLanes || s.queued >= s.maxTickets || len(s.tickets) >= s.maxTickets {
+	if ln == nil && len(s.lanes) >= s.maxLanes || s.queued.Load() >= int64(s.maxTickets) || len(s.tickets) >= s.maxTickets {
 		s.unordered++
 		s.saturatedUntil = now.Add(s.wait)
 		return false
@@ -134,7 +141,7 @@ func (s *sequencer) issue(token, key string, udp bool) bool {
 	ln.remember(token)
 	t := &ticket{lane: ln, ready: make(chan struct{})}
 	ln.queue = append(ln.queue, t)
-	s.queued++
+	s.queued.Add(1)
 	if len(ln.queue) == 1 {
 		t.headSince = now
 		close(t.ready)
@@ -144,7 +151,41 @@ func (s *sequencer) issue(token, key string, udp bool) bool {
 		close(w)
 		delete(s.waiters, token)
 	}
+	s.armIdleSweepLocked()
 	return true
+}
+
+// armIdleSweepLocked makes sure a sweep runs ttl from now even if no
+// request comes.
+func (s *sequencer) armIdleSweepLocked() {
+	if s.idleSweep != nil || s.closed {
+		return
+	}
+	s.idleSweep = time.AfterFunc(s.ttl+s.wait, s.sweepIdle)
+}
+
+func (s *sequencer) sweepIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.idleSweep = nil
+	if s.closed {
+		return
+	}
+	s.sweepLocked(s.now())
+	if len(s.lanes) > 0 || len(s.tickets) > 0 {
+		s.armIdleSweepLocked()
+	}
+}
+
+// close stops the idle sweep.
+func (s *sequencer) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.idleSweep != nil {
+		s.idleSweep.Stop()
+		s.idleSweep = nil
+	}
 }
 
 // claim waits for token's turn and returns its ticket, to be passed to
@@ -205,6 +246,38 @@ func (s *sequencer) claim(ctx context.Context, token string) *ticket {
 	}
 }
 
+// pending is the number of requests that have a turn and have not ended it:
+// read from the socket and not yet answered. It counts the requests whose
+// goroutines wait to be scheduled too, which WithMaxIncoming's count of
+// running handlers does not: under overload that is where they wait.
+func (s *sequencer) pending() int64 { return s.queued.Load() }
+
+// known reports whether token has, or had recently, a turn in the lane of
+// key: a request with that token is a retransmission. While the bounds
+// are saturated nothing can be ruled out and every token is known.
+func (s *sequencer) known(token, key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.tickets[token]; ok || s.now().Before(s.saturatedUntil) {
+		return true
+	}
+	ln := s.lanes[key]
+	return ln != nil && ln.seen(token)
+}
+
+// discard gives up token's turn without waiting for it (the request is
+// answered without the handler). A ticket not issued yet is left to the
+// expiry of unclaimed heads.
+func (s *sequencer) discard(token string) {
+	s.mu.Lock()
+	t := s.tickets[token]
+	delete(s.tickets, token)
+	s.mu.Unlock()
+	if t != nil && !t.dropped {
+		s.remove(t)
+	}
+}
+
 // release ends t's turn and lets the next ticket of its lane go.
 func (s *sequencer) release(t *ticket) {
 	if t == nil {
@@ -226,7 +299,7 @@ func (s *sequencer) remove(t *ticket) {
 		copy(ln.queue[i:], ln.queue[i+1:])
 		ln.queue[len(ln.queue)-1] = nil
 		ln.queue = ln.queue[:len(ln.queue)-1]
-		s.queued--
+		s.queued.Add(-1)
 		if i == 0 {
 			s.promoteLocked(ln, s.now())
 		}
@@ -268,7 +341,7 @@ func (s *sequencer) expireHeadLocked(ln *lane, now time.Time) {
 	copy(ln.queue, ln.queue[1:])
 	ln.queue[len(ln.queue)-1] = nil
 	ln.queue = ln.queue[:len(ln.queue)-1]
-	s.queued--
+	s.queued.Add(-1)
 	h.dropped = true
 	h.droppedAt = now
 	s.dropped++
@@ -289,6 +362,13 @@ func (s *sequencer) sweepLocked(now time.Time) {
 			delete(s.tickets, tok)
 		}
 	}
+	// Maps keep their size after a burst; start empty ones afresh.
+	if len(s.lanes) == 0 {
+		s.lanes = make(map[string]*lane)
+	}
+	if len(s.tickets) == 0 {
+		s.tickets = make(map[string]*ticket)
+	}
 }
 
 // stats returns the number of lanes, queued tickets, dropped heads and
@@ -296,5 +376,5 @@ func (s *sequencer) sweepLocked(now time.Time) {
 func (s *sequencer) stats() (lanes, queued int, dropped, unordered uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.lanes), s.queued, s.dropped, s.unordered
+	return len(s.lanes), int(s.queued.Load()), s.dropped, s.unordered
 }

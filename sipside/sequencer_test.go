@@ -238,3 +238,36 @@ func TestSequencerCancel(t *testing.T) {
 	}
 	s.release(tc)
 }
+
+// TestSequencerIdleSweep: what UDP lanes remember for retransmissions is
+// forgotten ttl after the traffic stops, without a new request to trigger
+// the sweep; close stops the sweep.
+func TestSequencerIdleSweep(t *testing.T) {
+	s := newSequencer(10*time.Millisecond, 50*time.Millisecond, 16, 16)
+	defer s.close()
+	if !s.issue("tx-1", "lane", true) {
+		t.Fatal("no ticket")
+	}
+	s.release(s.claim(context.Background(), "tx-1"))
+	if lanes, _, _, _ := s.stats(); lanes != 1 {
+		t.Fatalf("%d lanes right after the request, want 1 (kept for retransmissions)", lanes)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		lanes, _, _, _ := s.stats()
+		if lanes == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("idle lane never forgotten")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.close()
+	s.mu.Lock()
+	armed := s.idleSweep != nil
+	s.mu.Unlock()
+	if armed {
+		t.Error("idle sweep still armed after close")
+	}
+}

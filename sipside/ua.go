@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -32,6 +34,7 @@ type UA struct {
 	srv      *sipgo.Server
 	cli      *sipgo.Client
 	seq      *sequencer
+	workers  *workers
 	srvc     *srvCache
 	slots    chan struct{}
 	route    *sip.Uri // the outbound proxy with ;lr, or nil
@@ -39,10 +42,18 @@ type UA struct {
 	allow    string
 	accept   string
 	limit    int // the parser's MaxMessageLength
-	tlsConf  *tls.Config
+	// headerExtra bounds the bytes of the User-Agent and Route headers of
+	// our requests (fitsUDP).
+	headerExtra int
+	tlsConf     *tls.Config
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
+
+	// Incoming MESSAGEs being handled (WithMaxIncoming), and those shed.
+	incomingBusy atomic.Int64
+	shedCount    atomic.Uint64
+	shedLogged   atomic.Int64 // unix ns of the last overload warning
 
 	mu        sync.Mutex
 	starting  bool
@@ -90,6 +101,7 @@ func New(opts ...Option) (*UA, error) {
 		srvc: newSRVCache(cfg.lookupSRV),
 	}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.workers = newWorkers(2*time.Second, u.ctx.Done(), &u.wg)
 	u.uaString = "stox"
 	if cfg.domain != "" {
 		u.uaString = "stox (" + cfg.domain + ")"
@@ -108,7 +120,9 @@ func New(opts ...Option) (*UA, error) {
 			r.UriParams.Add("lr", "")
 		}
 		u.route = r
+		u.headerExtra += len("Route: <>") + 2*len(r.String())
 	}
+	u.headerExtra += len("User-Agent: ") + len(u.uaString)
 
 	if cfg.certFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.certFile, cfg.keyFile)
@@ -220,6 +234,16 @@ func (u *UA) Start(ctx context.Context) error {
 			if err != nil {
 				return fail(fmt.Errorf("%w: listen udp %s: %w", ErrTransport, addr, err))
 			}
+			if uc, ok := pc.(*net.UDPConn); ok {
+				// One socket carries every request and response; a burst
+				// of responses to our requests (one per destination in
+				// flight) overflows the default buffer (about 200 KB, some
+				// 150 datagrams), and each datagram lost costs a 500 ms
+				// retransmission (Timer A/E). The kernel caps the size at
+				// net.core.rmem_max / wmem_max.
+				_ = uc.SetReadBuffer(udpSocketBuffer)
+				_ = uc.SetWriteBuffer(udpSocketBuffer)
+			}
 			b.pc, b.closer = pc, pc
 			b.addr = addrPortOf(pc.LocalAddr())
 		case "tcp", "tls":
@@ -325,6 +349,7 @@ func (u *UA) Close() error {
 	u.mu.Unlock()
 
 	u.cancel()
+	u.seq.close()
 	var errs []error
 	for _, c := range closers {
 		if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -776,6 +778,62 @@ func TestMaxInFlight(t *testing.T) {
 	}
 }
 
+// TestMaxIncomingSheds: beyond WithMaxIncoming a MESSAGE is answered 503
+// with Retry-After at once, without the handler; its conversation is not
+// held up; the handler's own MESSAGE still gets its answer. Over TCP (over
+// UDP the guard sheds first, TestOverloadShedsStatelessly).
+func TestMaxIncomingSheds(t *testing.T) {
+	checkLeaks(t)
+	release := make(chan struct{})
+	var calls atomic.Int32
+	u := startUA(t, WithMaxIncoming(1), WithMessageHandler(func(ctx context.Context, m *IncomingMessage) Reply {
+		if calls.Add(1) == 1 {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return Reply{Code: 202}
+	}))
+	to := addr(t, u, "udp")
+	first := make(chan *sip.Response, 1)
+	go func() {
+		first <- sendRawUDP(t, to, rawMessage("MESSAGE", "sip:juliet@example.com", stdHeaders("UDP", 5999), "one"))
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Same conversation, then another one: both shed while the first waits.
+	for _, from := range []string{"From: <sip:romeo@example.net>;tag=vwxyz", "From: <sip:tybalt@example.net>;tag=a"} {
+		res := sendRawTCP(t, addr(t, u, "tcp"), rawMessage("MESSAGE", "sip:juliet@example.com",
+			replace(stdHeaders("TCP", 5999), "From:", from), "two"))
+		if res == nil || res.StatusCode != 503 {
+			t.Fatalf("over the bound: %v, want 503", res)
+		}
+		if h := res.GetHeader("Retry-After"); h == nil || h.Value() != strconv.Itoa(OverloadRetryAfter) {
+			t.Errorf("503 without Retry-After %d: %v", OverloadRetryAfter, h)
+		}
+	}
+	close(release)
+	if res := <-first; res == nil || res.StatusCode != 202 {
+		t.Fatalf("first: %v, want 202", res)
+	}
+	// The bound is free again (a shed request whose turn was issued after
+	// it was answered holds it until that turn expires), and the
+	// conversation is not blocked by the shed request's turn.
+	for deadline := time.Now().Add(3 * time.Second); u.overloaded() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	res := sendRawUDP(t, to, rawMessage("MESSAGE", "sip:juliet@example.com", stdHeaders("UDP", 5999), "three"))
+	if res == nil || res.StatusCode != 202 {
+		t.Fatalf("after the load: %v, want 202", res)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("handler called %d times, want 2 (shed requests never reach it)", n)
+	}
+}
+
 // TestLifecycle: Start/Close rules and errors.
 func TestLifecycle(t *testing.T) {
 	checkLeaks(t)
@@ -990,5 +1048,52 @@ func TestOptionErrors(t *testing.T) {
 		if _, err := New(opts...); !errors.Is(err, ErrOption) {
 			t.Errorf("%s: err %v, want ErrOption", name, err)
 		}
+	}
+}
+
+// TestOverloadShedsStatelessly: while the bound is reached, a new MESSAGE
+// is answered 503 before sipgo sees it, but a retransmission of a MESSAGE
+// being handled is not: its transaction gives the one final response.
+func TestOverloadShedsStatelessly(t *testing.T) {
+	checkLeaks(t)
+	release := make(chan struct{})
+	var calls atomic.Int32
+	u := startUA(t, WithMaxIncoming(1), WithMessageHandler(func(ctx context.Context, m *IncomingMessage) Reply {
+		calls.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return Reply{Code: 202}
+	}))
+	to := addr(t, u, "udp")
+	a := newRawUDP(t)
+	first := rawMessage("MESSAGE", "sip:juliet@example.com", stdHeaders("UDP", a.port()), "one")
+	if _, err := a.conn.WriteToUDPAddrPort([]byte(first), to); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	res := sendRawUDP(t, to, rawMessage("MESSAGE", "sip:juliet@example.com",
+		replace(stdHeaders("UDP", 5999), "From:", "From: <sip:tybalt@example.net>;tag=b"), "two"))
+	if res == nil || res.StatusCode != 503 || res.GetHeader("Retry-After") == nil {
+		t.Fatalf("new MESSAGE under overload: %v, want 503 with Retry-After", res)
+	}
+	// A retransmission of the first: absorbed by its transaction, no 503.
+	if _, err := a.conn.WriteToUDPAddrPort([]byte(first), to); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := a.read(300 * time.Millisecond); b != nil {
+		t.Fatalf("retransmission answered while its transaction is pending: %s", b)
+	}
+	close(release)
+	b, _ := a.read(3 * time.Second)
+	if b == nil || !strings.HasPrefix(string(b), "SIP/2.0 202") {
+		t.Fatalf("first: %q, want 202", b)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("handler called %d times, want 1", n)
 	}
 }

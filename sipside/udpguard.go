@@ -18,7 +18,9 @@ import (
 //     sip.TransportBufferReadSize, 32 KiB by default, which sipgo would
 //     truncate) or than the parser limit: 513 Message Too Large;
 //   - a request whose Content-Length is larger than the bytes that follow
-//     the headers: 400 (RFC 3261 §18.3).
+//     the headers: 400 (RFC 3261 §18.3);
+//   - while the UA is overloaded (WithMaxIncoming), a new MESSAGE: 503 with
+//     Retry-After (see shed).
 //
 // The source check comes first, as everywhere (403). Bytes after the body
 // are dropped by sipgo, as RFC 3261 §18.3 requires for datagrams.
@@ -52,6 +54,9 @@ func (g *udpGuard) ReadFrom(b []byte) (int, net.Addr, error) {
 		}
 		if code, reason := checkDatagram(data); code != 0 {
 			g.refuse(data, addr, code, reason)
+			continue
+		}
+		if g.u.overloaded() && g.shed(data, addr) {
 			continue
 		}
 		copy(b, data)
@@ -99,6 +104,63 @@ func checkDatagram(data []byte) (int, string) {
 	return 0, ""
 }
 
+// shed answers a new MESSAGE with 503 and Retry-After while the UA is
+// overloaded (WithMaxIncoming), statelessly, before sipgo parses the whole
+// request, starts a goroutine and keeps a server transaction for it for 32
+// s (Timer J). Above the bound that is what every excess request would cost,
+// and at two or three times the sustainable rate the read loop then fell
+// behind: datagrams were dropped by the kernel and retransmitted. A request
+// the UA already knows (its transaction has a turn in its conversation, or
+// had one recently: a retransmission) is not shed: its own transaction
+// answers it, so that no request gets two final responses. Untrusted and
+// malformed requests go the usual way (403, 400). It reports whether it
+// answered.
+func (g *udpGuard) shed(data []byte, addr net.Addr) bool {
+	u := g.u
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok || !bytes.HasPrefix(data, []byte("MESSAGE ")) {
+		return false
+	}
+	src := ua.AddrPort()
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if !u.trusted(src.Addr()) {
+		return false
+	}
+	msg, _, err := u.parser.ParseHeaders(data, false)
+	req, isReq := msg.(*sip.Request)
+	if err != nil || !isReq || req.Via() == nil || req.CSeq() == nil || req.From() == nil {
+		return false
+	}
+	token, err := sip.ServerTxKeyMake(req)
+	if err != nil || u.seq.known(token, orderKey(req)) {
+		return false
+	}
+	u.noteShed(src)
+	req.SetSource(src.String())
+	res := sip.NewResponseFromRequest(req, 503, reasonPhrase(503), nil)
+	res.AppendHeader(sip.NewHeader("Server", u.uaString))
+	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(OverloadRetryAfter)))
+	g.writeStateless(req, res, src)
+	return true
+}
+
+// writeStateless sends a response to a request that has no transaction,
+// where RFC 3261 §18.2.2 with RFC 3581 says: the source address, and the
+// source port when rport was asked for, else the sent-by port.
+func (g *udpGuard) writeStateless(req *sip.Request, res *sip.Response, src netip.AddrPort) {
+	dst := &net.UDPAddr{IP: net.IP(src.Addr().AsSlice()), Port: int(src.Port())}
+	via := req.Via()
+	if _, rport := via.Params.Get("rport"); !rport {
+		dst.Port = via.Port
+		if dst.Port == 0 {
+			dst.Port = sip.DefaultUdpPort
+		}
+	}
+	if _, err := g.PacketConn.WriteTo([]byte(res.String()), dst); err != nil {
+		g.u.log.Debug("sip stateless response failed", "dest", dst.String(), "error", err)
+	}
+}
+
 // refuse answers a datagram that will not reach sipgo. It parses only the
 // start line and headers.
 func (g *udpGuard) refuse(data []byte, addr net.Addr, code int, reason string) {
@@ -122,17 +184,5 @@ func (g *udpGuard) refuse(data []byte, addr net.Addr, code int, reason string) {
 	req.SetSource(src.String())
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	res.AppendHeader(sip.NewHeader("Server", u.uaString))
-	// RFC 3261 §18.2.2 with RFC 3581: the source address, and the source
-	// port when rport was asked for, else the sent-by port.
-	dst := &net.UDPAddr{IP: net.IP(src.Addr().AsSlice()), Port: int(src.Port())}
-	via := req.Via()
-	if _, rport := via.Params.Get("rport"); !rport {
-		dst.Port = via.Port
-		if dst.Port == 0 {
-			dst.Port = sip.DefaultUdpPort
-		}
-	}
-	if _, err := g.PacketConn.WriteTo([]byte(res.String()), dst); err != nil {
-		u.log.Debug("sip stateless response failed", "dest", dst.String(), "error", err)
-	}
+	g.writeStateless(req, res, src)
 }
