@@ -52,9 +52,14 @@ fuzz:
 		done; \
 	done
 
-# bench: micro-benchmarks of the hot paths with allocations.
-bench:
+# bench: micro-benchmarks of the hot paths with allocations, then the
+# end-to-end bench (examples/bench): Prosody, stox and load generators on
+# loopback, each path next to its ceiling measured in the same run.
+# BENCHFLAGS=-json prints the report as JSON; BENCHFLAGS=-quick is a short run.
+BENCHFLAGS ?=
+bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./mapping ./sipside ./component
+	$(GO) run ./examples/bench $(BENCHFLAGS)
 
 # demo: Prosody, stox, a scripted XMPP user and a scripted SIP user on
 # loopback; Ctrl-C stops everything it started. Built, then run: `go run`

@@ -59,6 +59,7 @@ type SIPConfig struct {
 	MaxInFlight        int      `toml:"max_in_flight"`
 	MaxMessageBody     int      `toml:"max_message_body"`
 	UserQueue          int      `toml:"user_queue"`
+	MaxIncoming        int      `toml:"max_incoming"`
 }
 
 type MSRPConfig struct {
@@ -219,7 +220,7 @@ func (c *Config) validate() error {
 	default:
 		return keyErr("sip.large_messages", "want \"tcp\", \"chunk\" or \"reject\", not %q", s.LargeMessages)
 	}
-	if s.MaxInFlight < 0 || s.MaxMessageBody < 0 || s.UserQueue < 0 {
+	if s.MaxInFlight < 0 || s.MaxMessageBody < 0 || s.UserQueue < 0 || s.MaxIncoming < 0 {
 		return keyErr("sip", "limits must not be negative")
 	}
 

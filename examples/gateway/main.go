@@ -124,6 +124,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if cfg.SIP.MaxInFlight > 0 {
 		opts = append(opts, sipside.WithMaxInFlight(cfg.SIP.MaxInFlight))
 	}
+	if cfg.SIP.MaxIncoming > 0 {
+		opts = append(opts, sipside.WithMaxIncoming(cfg.SIP.MaxIncoming))
+	}
 	if cfg.SIP.MaxMessageBody > 0 {
 		opts = append(opts, sipside.WithMaxMessageBody(cfg.SIP.MaxMessageBody))
 	}

@@ -1,0 +1,524 @@
+//go:build unix
+
+// Command bench measures stox end to end through a real Prosody on loopback,
+// each path next to its ceiling measured in the same run (issue 3).
+//
+//	go run ./examples/bench            full run (about 2 minutes), a table
+//	go run ./examples/bench -json      the same, as JSON on stdout
+//	go run ./examples/bench -quick     fewer messages, for a smoke test
+//	go run ./examples/bench -profile DIR   also CPU and allocation profiles
+//	                                   of stox during its two main phases
+//
+// It starts Prosody (testbed; no mod_limits, log level warn, Nagle off: see
+// disableNagle), stox built without -race, a no-op echo component
+// (echo.bench.test) on the same Prosody, raw XMPP load clients, and SIP
+// agents in this process: a sipgo UAS that is stox's outbound proxy, a bare
+// sipgo UAS (the SIP ceiling), a sipgo UAC and, for the overload steps, a
+// raw UDP UAC (rawuac.go). Everything listens on loopback and is stopped by
+// PID at the end.
+//
+// Phases, each over a fixed message count after a warm-up:
+//
+//	X->S   clients -> Prosody -> stox -> UAS, next to clients -> Prosody -> echo
+//	       (closed loop: a window of unreceived messages per client)
+//	S->X   UAC -> stox -> Prosody -> clients, next to echo -> Prosody -> clients
+//	       and UAC -> bare UAS (closed loop: conversations, one
+//	       transaction each at a time, RFC 3428 s8)
+//	half   each path again, open loop, at half the lower ceiling and at half
+//	       stox's own rate: the latency stox adds
+//	steps  S->X over UDP, open loop, stepping the offered rate: the highest
+//	       rate without loss and what happens above it
+//
+// Every message carries its run, index, conversation, sequence number and
+// send time (track.go): receivers count losses, duplicates, order
+// violations per conversation and latency. stox's cost is measured from
+// outside: CPU (/proc/PID/stat) per message, peak RSS (VmHWM), goroutines
+// from /metrics and the live heap after a forced GC (/debug/pprof/heap?gc=1).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	n          int
+	quick      bool
+	asJSON     bool
+	clients    int
+	sipUsers   int
+	window     int
+	workers    int
+	steps      bool
+	stepDur    time.Duration
+	stepList   string
+	profileDir string
+	profileSec int
+	stoxBin    string
+	stoxEnv    string
+	settle     time.Duration
+	nagle      bool
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.IntVar(&o.n, "n", 20000, "messages per measured phase")
+	fs.BoolVar(&o.quick, "quick", false, "a short run: 4000 messages per phase, three rate steps")
+	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
+	fs.IntVar(&o.clients, "clients", 8, "XMPP load clients")
+	fs.IntVar(&o.sipUsers, "sip-users", 64, "SIP users each XMPP client writes to (X->S conversations per client)")
+	fs.IntVar(&o.window, "window", 128, "closed loop: messages each XMPP client may have unreceived")
+	fs.IntVar(&o.workers, "sip-workers", 256, "closed loop: concurrent UAC conversations, one transaction each")
+	fs.BoolVar(&o.steps, "steps", true, "step the offered S->X UDP rate to find the highest rate without loss")
+	fs.DurationVar(&o.stepDur, "step-duration", 3*time.Second, "how long each rate step offers load")
+	fs.StringVar(&o.stepList, "step-factors", "", "comma-separated multiples of stox's sustained S->X rate to offer (default 0.5,0.75,1,1.25,1.5,2,3)")
+	fs.StringVar(&o.profileDir, "profile", "", "save CPU profiles of stox during its phases into this directory")
+	fs.IntVar(&o.profileSec, "profile-seconds", 3, "length of each CPU profile (-profile), from the start of the phase")
+	fs.StringVar(&o.stoxEnv, "stox-env", "", "extra environment of stox only, KEY=VALUE[,KEY=VALUE] (e.g. GOGC=200 for an experiment)")
+	fs.StringVar(&o.stoxBin, "stox", "", "stox binary (default: go build ./examples/gateway without -race)")
+	fs.BoolVar(&o.nagle, "prosody-nagle", false, "leave Prosody's Nagle algorithm on (its default; adds delayed-ACK stalls of up to 40 ms)")
+	fs.DurationVar(&o.settle, "settle", 45*time.Second, "longest wait at the end for stox's goroutines to return to idle")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if o.quick {
+		o.n = min(o.n, 4000)
+		o.stepDur = min(o.stepDur, time.Second)
+	}
+	if o.n < 100 || o.clients < 1 || o.sipUsers < 1 || o.window < 1 || o.workers < 1 {
+		fmt.Fprintln(stderr, "bench: -n >= 100, and -clients, -sip-users, -window, -sip-workers >= 1")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	logf := func(format string, a ...any) {
+		fmt.Fprintf(stderr, "bench: "+format+"\n", a...)
+	}
+	rep, err := bench(ctx, o, logf)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	if o.asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		printReport(stdout, rep)
+	}
+	return 0
+}
+
+// Report is the whole run, as printed with -json.
+type Report struct {
+	Started  time.Time `json:"started"`
+	Duration float64   `json:"duration_s"`
+	Host     Host      `json:"host"`
+	Params   Params    `json:"params"`
+
+	XS   Direction `json:"xmpp_to_sip"`
+	SX   Direction `json:"sip_to_xmpp"`
+	SIP  *Phase    `json:"sip_ceiling"` // UAC -> bare UAS, closed loop
+	Half *Phase    `json:"sip_half"`    // UAC -> bare UAS at the S->X half rate
+
+	Steps        []*Phase `json:"udp_steps"`
+	MaxLossless  float64  `json:"udp_max_lossless_per_s"`
+	AboveMaxNote string   `json:"udp_above_max"`
+
+	Process Process  `json:"stox_process"`
+	Targets []Target `json:"targets"`
+}
+
+type Host struct {
+	CPUs      int     `json:"cpus"`
+	Go        string  `json:"go"`
+	LoadAvg   string  `json:"loadavg_at_start"`
+	LoadAvgAt string  `json:"loadavg_at_end"`
+	Prosody   string  `json:"prosody"`
+	StoxBuild string  `json:"stox_build"`
+	Ticks     float64 `json:"cpu_ticks_per_s"`
+}
+
+type Params struct {
+	N          int     `json:"messages_per_phase"`
+	Warmup     int     `json:"warmup_messages"`
+	Clients    int     `json:"xmpp_clients"`
+	SIPUsers   int     `json:"sip_users_per_client"`
+	Window     int     `json:"window_per_client"`
+	Workers    int     `json:"sip_workers"`
+	StepPairs  int     `json:"step_conversations"`
+	StepDur    float64 `json:"step_duration_s"`
+	GiveUpStep float64 `json:"step_give_up_s"`
+}
+
+// Direction is one direction: its ceilings, stox, and the half-rate runs.
+type Direction struct {
+	Ceiling     *Phase  `json:"xmpp_ceiling"` // through the echo component
+	Stox        *Phase  `json:"stox"`
+	PathCeiling float64 `json:"path_ceiling_per_s"` // the lower of the XMPP and SIP ceilings
+	RatioXMPP   float64 `json:"ratio_to_xmpp_ceiling"`
+	RatioSIP    float64 `json:"ratio_to_sip_ceiling"`
+	Ratio       float64 `json:"ratio_to_path_ceiling"`
+	HalfRate    float64 `json:"half_rate_per_s"` // half the path ceiling
+	HalfCeiling *Phase  `json:"half_xmpp_ceiling"`
+	HalfStox    *Phase  `json:"half_stox"`
+	AddedP50    float64 `json:"added_latency_p50_ms"` // stox path minus the echo path, at half rate
+	AddedP99    float64 `json:"added_latency_p99_ms"`
+	// The same at half of stox's own sustained rate: latency when stox is
+	// not overloaded, whatever its ratio to the ceiling.
+	HalfOwnRate    float64 `json:"half_own_rate_per_s"`
+	HalfOwnCeiling *Phase  `json:"half_own_xmpp_ceiling"`
+	HalfOwnStox    *Phase  `json:"half_own_stox"`
+	AddedOwnP50    float64 `json:"added_latency_own_p50_ms"`
+	AddedOwnP99    float64 `json:"added_latency_own_p99_ms"`
+}
+
+type Process struct {
+	GoroutinesIdle  float64 `json:"goroutines_idle"`
+	GoroutinesPeak  float64 `json:"goroutines_peak_seen"`
+	GoroutinesEnd   float64 `json:"goroutines_end"`
+	SettleSeconds   float64 `json:"settle_s"`
+	SessionsEnd     float64 `json:"sessions_end"`
+	RSSIdleKB       int64   `json:"rss_idle_kb"`
+	RSSPeakKB       int64   `json:"rss_peak_kb"` // VmHWM
+	RSSEndKB        int64   `json:"rss_end_kb"`
+	HeapIdle        int64   `json:"heap_idle_bytes"` // after a forced GC
+	HeapEnd         int64   `json:"heap_end_bytes"`
+	MetricsXSOK     float64 `json:"metrics_xmpp_to_sip_delivered"`
+	MetricsXSFailed float64 `json:"metrics_xmpp_to_sip_failed"`
+	MetricsXSRefuse float64 `json:"metrics_xmpp_to_sip_refused"`
+	MetricsSXOK     float64 `json:"metrics_sip_to_xmpp_accepted"`
+	MetricsSXRefuse float64 `json:"metrics_sip_to_xmpp_refused"`
+	SIPWarnings     int64   `json:"bench_sipgo_warnings"`
+}
+
+type Target struct {
+	What  string `json:"what"`
+	Want  string `json:"want"`
+	Got   string `json:"got"`
+	Met   bool   `json:"met"`
+	Notes string `json:"notes,omitempty"`
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if len(b) > 14 {
+		b = b[:14]
+	}
+	return string(b)
+}
+
+func bench(ctx context.Context, o options, logf func(string, ...any)) (rep *Report, err error) {
+	rep = &Report{Started: time.Now()}
+	rep.Host = Host{CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadAvg: loadavg(), StoxBuild: "go build (no -race)", Ticks: ticksPerSecond}
+	warm := max(o.n/10, 500)
+	stepPairs := 4096
+	giveUpStep := 8 * time.Second
+	rep.Params = Params{N: o.n, Warmup: warm, Clients: o.clients, SIPUsers: o.sipUsers, Window: o.window,
+		Workers: o.workers, StepPairs: stepPairs, StepDur: o.stepDur.Seconds(), GiveUpStep: giveUpStep.Seconds()}
+
+	setup, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	r, err := startRig(setup, o, logf)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	rep.Host.Prosody = prosodyVersion()
+	stoxAddr := fmt.Sprintf("127.0.0.1:%d", r.sipPort)
+	bareAddr := fmt.Sprintf("127.0.0.1:%d", r.bareUASPort)
+	const (
+		pathXSEcho = "clients -> Prosody -> echo component"
+		pathXSStox = "clients -> Prosody -> stox -> SIP UAS"
+		pathSXStox = "SIP UAC -> stox -> Prosody -> clients"
+		pathSIP    = "SIP UAC -> bare sipgo UAS"
+		giveUp     = 40 * time.Second
+	)
+	check := func(p *Phase) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if r.stox.Exited() {
+			return fmt.Errorf("stox exited during %s\n%s", p.Name, r.stox.Logs())
+		}
+		logf("%-14s %8.0f msg/s  got %d/%d  refused %d  dup %d  order %d  p50 %.2f ms  p99 %.2f ms  stox %.1f us/msg  udp drops %v",
+			p.Name, p.Rate, p.Got, p.Sent, p.Refused, p.Dups, p.Order, p.P50, p.P99, p.StoxCPU, p.UDPDrops)
+		return nil
+	}
+	profile := func(name string, p func() *Phase) *Phase {
+		if o.profileDir == "" {
+			return p()
+		}
+		r.saveAllocs(o.profileDir, name+".allocs0")
+		ch := r.profile(o.profileDir, name, o.profileSec)
+		ph := p()
+		if err := <-ch; err != nil {
+			logf("profile %s: %v", name, err)
+		}
+		r.saveAllocs(o.profileDir, name+".allocs1")
+		return ph
+	}
+
+	logf("warm-up: %d messages on each path", warm)
+	for _, p := range []*Phase{
+		r.runXS("warm-up", pathXSEcho, echoDomain, warm, 0),
+		r.runXS("warm-up", pathXSStox, stoxDomain, warm, 0),
+		r.runSXEcho("warm-up", warm, 0),
+		r.runSX("warm-up", pathSIP, bareAddr, warm, 0, 0, giveUp),
+		r.runSX("warm-up", pathSXStox, stoxAddr, warm, 0, 0, giveUp),
+	} {
+		if err := check(p); err != nil {
+			return nil, err
+		}
+		if p.Got < p.Sent {
+			return nil, fmt.Errorf("warm-up on %s: %d of %d messages arrived (%d refused)\n%s", p.Path, p.Got, p.Sent, p.Refused, r.stox.Logs())
+		}
+	}
+	// Idle: once the goroutine count has stopped falling (workers that
+	// outlive one message exit after a short idle time).
+	idle, err := r.settledMetrics(15 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if o.profileDir != "" {
+		r.saveHeap(o.profileDir, "heap-idle")
+	}
+	rep.Process.GoroutinesIdle = idle["go_goroutines"]
+	rep.Process.RSSIdleKB = procStatus(r.stox.PID, "VmRSS")
+	rep.Process.HeapIdle = r.heapAlloc()
+	peakG := rep.Process.GoroutinesIdle
+	stopPeak := make(chan struct{})
+	peakDone := make(chan struct{})
+	go func() { // goroutine peak, sampled
+		defer close(peakDone)
+		tk := time.NewTicker(250 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stopPeak:
+				return
+			case <-tk.C:
+				if m, err := r.metrics(); err == nil && m["go_goroutines"] > peakG {
+					peakG = m["go_goroutines"]
+				}
+			}
+		}
+	}()
+	defer func() {
+		select {
+		case <-stopPeak:
+		default:
+			close(stopPeak)
+		}
+		<-peakDone
+	}()
+
+	// X->S: the ceiling, then stox.
+	logf("X->S: %d messages per phase", o.n)
+	xs := &rep.XS
+	xs.Ceiling = r.runXS("xs-ceiling", pathXSEcho, echoDomain, o.n, 0)
+	if err := check(xs.Ceiling); err != nil {
+		return nil, err
+	}
+	xs.Stox = profile("xs-stox", func() *Phase { return r.runXS("xs-stox", pathXSStox, stoxDomain, o.n, 0) })
+	if err := check(xs.Stox); err != nil {
+		return nil, err
+	}
+
+	// S->X: the XMPP ceiling, the SIP ceiling, then stox.
+	logf("S->X: %d messages per phase", o.n)
+	sx := &rep.SX
+	sx.Ceiling = r.runSXEcho("sx-ceiling", o.n, 0)
+	if err := check(sx.Ceiling); err != nil {
+		return nil, err
+	}
+	rep.SIP = r.runSX("sip-ceiling", pathSIP, bareAddr, o.n, 0, 0, giveUp)
+	if err := check(rep.SIP); err != nil {
+		return nil, err
+	}
+	sx.Stox = profile("sx-stox", func() *Phase { return r.runSX("sx-stox", pathSXStox, stoxAddr, o.n, 0, 0, giveUp) })
+	if err := check(sx.Stox); err != nil {
+		return nil, err
+	}
+	for _, d := range []*Direction{xs, sx} {
+		d.PathCeiling = min(d.Ceiling.Rate, rep.SIP.Rate)
+		d.RatioXMPP = d.Stox.Rate / d.Ceiling.Rate
+		d.RatioSIP = d.Stox.Rate / rep.SIP.Rate
+		d.Ratio = d.Stox.Rate / d.PathCeiling
+		d.HalfRate = d.PathCeiling / 2
+	}
+
+	// Latency at half of each path's ceiling, open loop.
+	halfN := max(o.n/2, 100)
+	logf("half rate: X->S %.0f msg/s, S->X %.0f msg/s, %d messages each", xs.HalfRate, sx.HalfRate, halfN)
+	xs.HalfCeiling = r.runXS("xs-half-ceil", pathXSEcho, echoDomain, halfN, xs.HalfRate)
+	xs.HalfStox = r.runXS("xs-half-stox", pathXSStox, stoxDomain, halfN, xs.HalfRate)
+	sx.HalfCeiling = r.runSXEcho("sx-half-ceil", halfN, sx.HalfRate)
+	rep.Half = r.runSX("sip-half", pathSIP, bareAddr, halfN, sx.HalfRate, o.workers, giveUp)
+	sx.HalfStox = r.runSX("sx-half-stox", pathSXStox, stoxAddr, halfN, sx.HalfRate, o.workers, giveUp)
+	for _, p := range []*Phase{xs.HalfCeiling, xs.HalfStox, sx.HalfCeiling, rep.Half, sx.HalfStox} {
+		if err := check(p); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range []*Direction{xs, sx} {
+		d.AddedP50 = d.HalfStox.P50 - d.HalfCeiling.P50
+		d.AddedP99 = d.HalfStox.P99 - d.HalfCeiling.P99
+		d.HalfOwnRate = d.Stox.Rate / 2
+	}
+	logf("half of stox's own rate: X->S %.0f msg/s, S->X %.0f msg/s", xs.HalfOwnRate, sx.HalfOwnRate)
+	xs.HalfOwnCeiling = r.runXS("xs-own-ceil", pathXSEcho, echoDomain, halfN, xs.HalfOwnRate)
+	xs.HalfOwnStox = r.runXS("xs-own-stox", pathXSStox, stoxDomain, halfN, xs.HalfOwnRate)
+	sx.HalfOwnCeiling = r.runSXEcho("sx-own-ceil", halfN, sx.HalfOwnRate)
+	sx.HalfOwnStox = r.runSX("sx-own-stox", pathSXStox, stoxAddr, halfN, sx.HalfOwnRate, o.workers, giveUp)
+	for _, p := range []*Phase{xs.HalfOwnCeiling, xs.HalfOwnStox, sx.HalfOwnCeiling, sx.HalfOwnStox} {
+		if err := check(p); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range []*Direction{xs, sx} {
+		d.AddedOwnP50 = d.HalfOwnStox.P50 - d.HalfOwnCeiling.P50
+		d.AddedOwnP99 = d.HalfOwnStox.P99 - d.HalfOwnCeiling.P99
+	}
+
+	// S->X over UDP, open loop, stepping the offered rate from half of
+	// stox's sustained rate; two steps past the first lossy one.
+	if o.steps {
+		factors := []float64{0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0}
+		if o.quick {
+			factors = []float64{0.5, 1.0, 2.0}
+		}
+		if o.stepList != "" {
+			factors = nil
+			for _, f := range strings.Split(o.stepList, ",") {
+				v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+				if err != nil || v <= 0 {
+					return nil, fmt.Errorf("-step-factors: %q is not a positive number", f)
+				}
+				factors = append(factors, v)
+			}
+		}
+		base := sx.Stox.Rate
+		lossy := 0
+		for _, f := range factors { // every step: what happens far above the limit is the point
+			rate := base * f
+			n := int(rate * o.stepDur.Seconds())
+			p := r.runSXRaw(fmt.Sprintf("step x%.2f", f), n, rate, stepPairs, giveUpStep)
+			if err := check(p); err != nil {
+				return nil, err
+			}
+			logf("               202 %d  other %v  retransmissions %d  stox socket drops %d  202 p99 %.1f ms",
+				p.SIP.Codes["202"], p.SIP.Codes, p.SIP.Retransmits, p.UDPDrops["stox"], p.SIP.P99)
+			rep.Steps = append(rep.Steps, p)
+			if lossless(p) {
+				if lossy == 0 {
+					rep.MaxLossless = p.Offered
+				}
+			} else {
+				lossy++
+			}
+		}
+		rep.AboveMaxNote = aboveMax(rep)
+	}
+
+	// Back to idle: sipgo keeps UDP server transactions for Timer J (32 s).
+	close(stopPeak)
+	<-peakDone
+	rep.Process.GoroutinesPeak = peakG
+	settleStart := time.Now()
+	var end map[string]float64
+	logf("waiting up to %s for stox to return to idle", o.settle)
+	for {
+		end, err = r.metrics()
+		if err != nil {
+			return nil, err
+		}
+		rep.Process.HeapEnd = r.heapAlloc()
+		if end["go_goroutines"] <= rep.Process.GoroutinesIdle && heapSettled(rep.Process.HeapIdle, rep.Process.HeapEnd) ||
+			time.Since(settleStart) > o.settle {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	rep.Process.SettleSeconds = time.Since(settleStart).Seconds()
+	if o.profileDir != "" {
+		r.saveHeap(o.profileDir, "heap-end")
+	}
+	rep.Process.GoroutinesEnd = end["go_goroutines"]
+	rep.Process.SessionsEnd = end["stox_sessions"]
+	rep.Process.RSSEndKB = procStatus(r.stox.PID, "VmRSS")
+	rep.Process.RSSPeakKB = procStatus(r.stox.PID, "VmHWM")
+	rep.Process.MetricsXSOK = end[`stox_messages_total{direction="xmpp_to_sip",result="delivered"}`]
+	rep.Process.MetricsXSFailed = end[`stox_messages_total{direction="xmpp_to_sip",result="failed"}`]
+	rep.Process.MetricsXSRefuse = end[`stox_messages_total{direction="xmpp_to_sip",result="refused"}`]
+	rep.Process.MetricsSXOK = end[`stox_messages_total{direction="sip_to_xmpp",result="accepted"}`]
+	rep.Process.MetricsSXRefuse = end[`stox_messages_total{direction="sip_to_xmpp",result="refused"}`]
+	rep.Process.SIPWarnings = sipLogs.warnings.Load()
+	rep.Host.LoadAvgAt = loadavg()
+	rep.Targets = targets(rep)
+	rep.Duration = time.Since(rep.Started).Seconds()
+	return rep, nil
+}
+
+// heapSettled: the live heap is back near its idle size. The allowance is
+// for tables that keep their peak size once traffic stops (sipgo's
+// transaction map: Go maps never shrink; the runtime's goroutine table);
+// per-message state left behind by the 300,000-500,000 messages of a run
+// would exceed it at 40 bytes a message.
+func heapSettled(idle, now int64) bool { return now <= idle+16<<20 }
+
+// lossless: every message delivered once, every transaction answered 202.
+func lossless(p *Phase) bool {
+	return p.Got == p.Sent && p.Dups == 0 && p.SIP != nil && p.SIP.Codes["202"] == p.Sent
+}
+
+func aboveMax(rep *Report) string {
+	for _, p := range rep.Steps {
+		if lossless(p) {
+			continue
+		}
+		s := p.SIP
+		return fmt.Sprintf("at %.0f msg/s offered: %d of %d delivered, %d duplicates, %d order violations; "+
+			"final responses %v (%d with Retry-After); %d retransmissions; %d datagrams dropped at stox's socket; 202 p99 %.1f ms",
+			p.Offered, p.Got, p.Sent, p.Dups, p.Order, s.Codes, s.RetryAfter, s.Retransmits, p.UDPDrops["stox"], s.P99)
+	}
+	if len(rep.Steps) > 0 {
+		return "no loss at any step"
+	}
+	return ""
+}
+
+func prosodyVersion() string {
+	b, err := os.ReadFile("/usr/lib/prosody/prosody.version")
+	if err != nil {
+		return "prosody"
+	}
+	return "prosody " + string(trimNL(b))
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

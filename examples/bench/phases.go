@@ -1,0 +1,384 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Phase is one measured run of one path.
+type Phase struct {
+	Name    string  `json:"name"`
+	Path    string  `json:"path"`
+	Offered float64 `json:"offered_per_s,omitempty"` // open loop; 0 = closed loop (window)
+	Rate    float64 `json:"rate_per_s"`              // messages received / (last receipt - first send)
+	Sent    int     `json:"sent"`
+	Got     int     `json:"received"`
+	// Refused: the sender got a failure for them (a SIP final response
+	// other than 2xx, an XMPP error stanza). Lost: neither delivered nor
+	// refused.
+	Refused int     `json:"refused"`
+	Lost    int     `json:"lost"`
+	Dups    int     `json:"duplicates"`
+	Order   int     `json:"order_violations"`
+	P50     float64 `json:"latency_p50_ms"` // send -> receipt
+	P99     float64 `json:"latency_p99_ms"`
+	Max     float64 `json:"latency_max_ms"`
+	// CPU microseconds per message of each process over the phase.
+	StoxCPU    float64   `json:"stox_cpu_us_per_msg"`
+	ProsodyCPU float64   `json:"prosody_cpu_us_per_msg"`
+	BenchCPU   float64   `json:"bench_cpu_us_per_msg"`
+	Wall       float64   `json:"wall_s"`
+	ErrorStz   int64     `json:"error_stanzas"`
+	SIP        *SIPStats `json:"sip,omitempty"`
+	// UDPDrops counts datagrams the kernel dropped because a receive
+	// buffer was full, by socket: stox, uas (stox's outbound proxy), uac,
+	// bare-uas.
+	UDPDrops map[string]int64 `json:"udp_drops,omitempty"`
+
+	drops0 map[string]int64
+}
+
+// SIPStats is what the UAC saw (S->X and the SIP ceiling).
+type SIPStats struct {
+	Codes       map[string]int `json:"codes"` // final status -> count; "none" = no final response
+	RetryAfter  int            `json:"with_retry_after"`
+	P50         float64        `json:"response_p50_ms"` // request -> final response
+	P99         float64        `json:"response_p99_ms"`
+	Requests    int64          `json:"requests_written"` // retransmissions included
+	Retransmits int64          `json:"retransmissions"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// udpDrops returns the kernel's receive-buffer drops of each UDP socket
+// of the run: stox's, and the bench's own (which must stay at zero).
+func (r *rig) udpDrops() map[string]int64 {
+	m := make(map[string]int64)
+	for name, port := range map[string]int{"stox": r.sipPort, "uas": r.uasPort, "uac": r.uacPort, "bare-uas": r.bareUASPort, "raw-uac": r.rawPort} {
+		m[name] = udpDrops(port)
+	}
+	return m
+}
+
+func (r *rig) finish(p *Phase, t *tracker, start int64, before cpuSnap, errs0 int64) {
+	after := r.snap()
+	for name, n := range r.udpDrops() {
+		if d := n - p.drops0[name]; n >= 0 && p.drops0[name] >= 0 && d > 0 {
+			if p.UDPDrops == nil {
+				p.UDPDrops = make(map[string]int64)
+			}
+			p.UDPDrops[name] = d
+		}
+	}
+	res := t.result(p.Sent)
+	p.Got, p.Lost, p.Dups, p.Order = res.Got, res.Lost, res.Dups, res.Order
+	p.P50, p.P99, p.Max = ms(res.P50), ms(res.P99), ms(res.Max)
+	t.mu.Lock()
+	if t.got > 0 && t.lastRecv > start {
+		p.Rate = float64(t.got) / (float64(t.lastRecv-start) / 1e9)
+	}
+	t.mu.Unlock()
+	c := costBetween(before, after, p.Sent)
+	p.StoxCPU, p.ProsodyCPU, p.BenchCPU, p.Wall = c.Stox, c.Prosody, c.Bench, c.Wall
+	p.ErrorStz = r.errors.Load() - errs0
+	p.Refused = int(p.ErrorStz)
+	p.Lost = max(p.Sent-p.Got-p.Refused, 0)
+}
+
+// setSIP attaches the UAC's view of a phase and counts its refusals.
+func (p *Phase) setSIP(s *SIPStats) {
+	p.SIP = s
+	p.Refused = 0
+	for code, n := range s.Codes {
+		if c, err := strconv.Atoi(code); err == nil && c >= 300 {
+			p.Refused += n
+		}
+	}
+	p.Lost = max(p.Sent-p.Got-p.Refused, 0)
+}
+
+// pace sleeps until message j of a stream that sends one message every
+// interval from t0 is due.
+func pace(t0 time.Time, j int, interval time.Duration) {
+	if d := time.Until(t0.Add(time.Duration(j) * interval)); d > 0 {
+		time.Sleep(d)
+	}
+}
+
+// runXS sends n chat messages from the load clients to SIP-user JIDs of
+// domain (stox's, or the echo component's for the ceiling). Closed loop
+// (rate 0): each client keeps at most o.window messages unreceived. Open
+// loop: rate messages/s in all. Client i sends to o.sipUsers users in turn;
+// a conversation is (client, user).
+func (r *rig) runXS(name, path, domain string, n int, rate float64) *Phase {
+	S, D := len(r.clients), r.o.sipUsers
+	run, t := r.newRun(n, S*D)
+	var sems []chan struct{}
+	if rate == 0 {
+		sems = make([]chan struct{}, S)
+		for i := range sems {
+			sems[i] = make(chan struct{}, r.o.window)
+		}
+		t.onRecv = func(f bodyFields) {
+			select {
+			case <-sems[f.pair/D]:
+			default:
+			}
+		}
+	}
+	p := &Phase{Name: name, Path: path, Offered: rate, Sent: n, drops0: r.udpDrops()}
+	errs0 := r.errors.Load()
+	before := r.snap()
+	start := nowNS()
+	var wg sync.WaitGroup
+	for i, c := range r.clients {
+		wg.Go(func() {
+			var buf, body []byte
+			to := make([]string, D)
+			for k := range to {
+				to[k] = "u" + strconv.Itoa(k) + "@" + domain
+			}
+			ni := (n - i + S - 1) / S
+			var interval time.Duration
+			if rate > 0 {
+				interval = time.Duration(float64(S) / rate * 1e9)
+			}
+			t0 := time.Now()
+			for j := range ni {
+				if rate > 0 {
+					pace(t0, j, interval)
+				} else {
+					sems[i] <- struct{}{}
+				}
+				k := j % D
+				id := j*S + i
+				body = appendBody(body[:0], run, id, i*D+k, j/D)
+				if err := c.send(chatStanza(&buf, to[k], "b"+strconv.Itoa(id), body)); err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.wait(5*time.Second, 120*time.Second)
+	r.finish(p, t, start, before, errs0)
+	return p
+}
+
+// runSXEcho makes the echo component send n messages to the load clients
+// (the S->X ceiling of the XMPP leg). Closed loop: at most o.window*clients
+// unreceived. A conversation is (fake SIP user, client).
+func (r *rig) runSXEcho(name string, n int, rate float64) *Phase {
+	S, E := len(r.clients), r.o.sipUsers
+	P := S * E
+	run, t := r.newRun(n, P)
+	var sem chan struct{}
+	if rate == 0 {
+		sem = make(chan struct{}, r.o.window*S)
+		t.onRecv = func(bodyFields) {
+			select {
+			case <-sem:
+			default:
+			}
+		}
+	}
+	to := make([]string, S)
+	for i := range to {
+		to[i] = userName(i) + "@" + xmppDomain
+	}
+	from := make([]string, E)
+	for k := range from {
+		from[k] = "e" + strconv.Itoa(k) + "@" + echoDomain
+	}
+	p := &Phase{Name: name, Path: "echo component -> Prosody -> clients", Offered: rate, Sent: n, drops0: r.udpDrops()}
+	errs0 := r.errors.Load()
+	before := r.snap()
+	start := nowNS()
+	var buf, body []byte
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Duration(1 / rate * 1e9)
+	}
+	t0 := time.Now()
+	for k := range n {
+		if rate > 0 {
+			pace(t0, k, interval)
+		} else {
+			sem <- struct{}{}
+		}
+		pair := k % P
+		body = appendBody(body[:0], run, k, pair, k/P)
+		if err := r.echo.send(componentStanza(&buf, from[pair/S], to[pair%S], "e"+strconv.Itoa(k), body)); err != nil {
+			break
+		}
+	}
+	t.wait(5*time.Second, 120*time.Second)
+	r.finish(p, t, start, before, errs0)
+	return p
+}
+
+// sipRun collects the UAC's outcomes.
+type sipRun struct {
+	mu    sync.Mutex
+	codes map[string]int
+	ra    int
+	rtts  []int64
+}
+
+func (s *sipRun) add(o sipOutcome) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o.code == 0 {
+		s.codes["none"]++
+	} else {
+		s.codes[strconv.Itoa(o.code)]++
+		s.rtts = append(s.rtts, int64(o.rtt))
+	}
+	if o.retryAfter {
+		s.ra++
+	}
+}
+
+// runSX sends n MESSAGEs from the UAC to dest (stox, or the bare UAS for
+// the SIP ceiling) for the load clients. Closed loop (rate 0): o.workers
+// conversations, each with one transaction at a time (RFC 3428 s8). Open
+// loop: rate messages/s spread over pairs conversations; each transaction
+// gives up after giveUp. Receipts are counted by the load clients (stox) or
+// the bare UAS.
+func (r *rig) runSX(name, path string, dest string, n int, rate float64, pairs int, giveUp time.Duration) *Phase {
+	S := len(r.clients)
+	if rate == 0 {
+		pairs = r.o.workers
+	}
+	run, t := r.newRun(n, pairs)
+	sr := &sipRun{codes: make(map[string]int)}
+	p := &Phase{Name: name, Path: path, Offered: rate, Sent: n, drops0: r.udpDrops()}
+	fromUser := make([]string, pairs)
+	toUser := make([]string, pairs)
+	for w := range pairs {
+		fromUser[w] = "s" + strconv.Itoa(w)
+		toUser[w] = userName(w % S)
+	}
+	reqs0, txs0 := r.uac.pc.requests.Load(), r.uac.txs.Load()
+	errs0 := r.errors.Load()
+	before := r.snap()
+	start := nowNS()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	if rate == 0 {
+		var next atomic.Int64
+		for w := range pairs {
+			wg.Go(func() {
+				var body []byte
+				for seq := 0; ; seq++ {
+					id := int(next.Add(1) - 1)
+					if id >= n {
+						return
+					}
+					body = appendBody(nil, run, id, w, seq)
+					cctx, cancel := context.WithTimeout(ctx, giveUp)
+					sr.add(r.uac.send(cctx, dest, fromUser[w], stoxDomain, toUser[w], xmppDomain, body))
+					cancel()
+				}
+			})
+		}
+	} else {
+		interval := time.Duration(1 / rate * 1e9)
+		t0 := time.Now()
+		for k := range n {
+			pace(t0, k, interval)
+			w := k % pairs
+			body := appendBody(nil, run, k, w, k/pairs)
+			wg.Go(func() {
+				cctx, cancel := context.WithTimeout(ctx, giveUp)
+				sr.add(r.uac.send(cctx, dest, fromUser[w], stoxDomain, toUser[w], xmppDomain, body))
+				cancel()
+			})
+		}
+	}
+	wg.Wait()
+	t.wait(2*time.Second, 30*time.Second)
+	r.finish(p, t, start, before, errs0)
+	s := &SIPStats{Codes: sr.codes, RetryAfter: sr.ra}
+	s.Requests = r.uac.pc.requests.Load() - reqs0
+	s.Retransmits = s.Requests - (r.uac.txs.Load() - txs0)
+	p50, p99, _ := percentiles(sr.rtts)
+	s.P50, s.P99 = ms(p50), ms(p99)
+	p.setSIP(s)
+	return p
+}
+
+// sortedCodes lists status codes in order, "none" last.
+func sortedCodes(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// runSXRaw offers n MESSAGEs to stox at rate with the raw UDP UAC, spread
+// over pairs conversations (several may be pending in one conversation when
+// stox answers slowly); each transaction gives up after giveUp.
+func (r *rig) runSXRaw(name string, n int, rate float64, pairs int, giveUp time.Duration) *Phase {
+	S := len(r.clients)
+	run, t := r.newRun(n, pairs)
+	p := &Phase{Name: name, Path: "raw UDP UAC -> stox -> Prosody -> clients", Offered: rate, Sent: n, drops0: r.udpDrops()}
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: r.sipPort}
+	fromUser := make([]string, pairs)
+	toUser := make([]string, pairs)
+	for w := range pairs {
+		fromUser[w] = "s" + strconv.Itoa(w)
+		toUser[w] = userName(w % S)
+	}
+	errs0 := r.errors.Load()
+	before := r.snap()
+	start := nowNS()
+	rr := r.raw.begin(run, n, giveUp)
+	retr := make(chan struct{})
+	go func() {
+		defer close(retr)
+		r.raw.retransmit(rr, to, n)
+	}()
+	interval := time.Duration(1 / rate * 1e9)
+	t0 := time.Now()
+	var body []byte
+	for k := range n {
+		pace(t0, k, interval)
+		w := k % pairs
+		body = appendBody(body[:0], run, k, w, k/pairs)
+		r.raw.send(rr, k, r.raw.request(run, k, fromUser[w], toUser[w], body), to)
+	}
+	<-retr
+	t.wait(2*time.Second, 30*time.Second)
+	r.finish(p, t, start, before, errs0)
+	s := &SIPStats{Codes: make(map[string]int)}
+	var rtts []int64
+	for i := range rr.txs {
+		tx := &rr.txs[i]
+		switch tx.state {
+		case 1:
+			s.Codes[strconv.Itoa(tx.code)]++
+			rtts = append(rtts, int64(tx.rtt))
+			if tx.retryAf {
+				s.RetryAfter++
+			}
+		default:
+			s.Codes["none"]++
+		}
+	}
+	s.Requests = rr.requests.Load()
+	s.Retransmits = s.Requests - int64(n)
+	p50, p99, _ := percentiles(rtts)
+	s.P50, s.P99 = ms(p50), ms(p99)
+	p.setSIP(s)
+	return p
+}

@@ -1,0 +1,146 @@
+//go:build unix
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+func targets(rep *Report) []Target {
+	var ts []Target
+	add := func(what, want, got string, met bool, notes string) {
+		ts = append(ts, Target{What: what, Want: want, Got: got, Met: met, Notes: notes})
+	}
+	for _, d := range []struct {
+		name string
+		d    *Direction
+		cpu  float64
+	}{{"X->S", &rep.XS, 30}, {"S->X", &rep.SX, 50}} {
+		s := d.d.Stox
+		add(d.name+" rate / path ceiling", ">= 0.90",
+			fmt.Sprintf("%.2f (XMPP %.2f, SIP %.2f)", d.d.Ratio, d.d.RatioXMPP, d.d.RatioSIP), d.d.Ratio >= 0.9, "")
+		add(d.name+" lost, refused, duplicates, order", "0/0/0/0",
+			fmt.Sprintf("%d/%d/%d/%d", s.Lost, s.Refused, s.Dups, s.Order), s.Lost == 0 && s.Refused == 0 && s.Dups == 0 && s.Order == 0, "")
+		add(d.name+" stox CPU per message", fmt.Sprintf("< %.0f us", d.cpu),
+			fmt.Sprintf("%.1f us", s.StoxCPU), s.StoxCPU < d.cpu, "")
+		add(d.name+" p99 added latency at half ceiling", "<= 2 ms",
+			fmt.Sprintf("%.2f ms", d.d.AddedP99), d.d.AddedP99 <= 2,
+			fmt.Sprintf("at half of stox's own rate: %+.2f ms", d.d.AddedOwnP99))
+	}
+	p := rep.Process
+	add("goroutines back to idle", fmt.Sprintf("<= %.0f", p.GoroutinesIdle),
+		fmt.Sprintf("%.0f after %.0f s", p.GoroutinesEnd, p.SettleSeconds), p.GoroutinesEnd <= p.GoroutinesIdle, "")
+	heapOK := heapSettled(p.HeapIdle, p.HeapEnd)
+	add("live heap back to idle", fmt.Sprintf("<= %.1f MB", mb(p.HeapIdle+16<<20)),
+		fmt.Sprintf("%.1f MB (idle %.1f MB)", mb(p.HeapEnd), mb(p.HeapIdle)), heapOK, "after a forced GC; 16 MB for tables that keep their peak size")
+	if len(rep.Steps) > 0 {
+		dups, storm := 0, false
+		for _, s := range rep.Steps {
+			dups += s.Dups
+			if s.SIP != nil && s.SIP.Retransmits > int64(s.Sent) {
+				storm = true
+			}
+		}
+		unanswered := 0
+		for _, s := range rep.Steps {
+			if s.SIP != nil {
+				unanswered += s.SIP.Codes["none"]
+			}
+		}
+		add("S->X UDP overload: graceful", "0 duplicates, 0 unanswered, retransmissions < messages",
+			fmt.Sprintf("%d duplicates, %d unanswered, storm=%v", dups, unanswered, storm), dups == 0 && unanswered == 0 && !storm, "")
+	}
+	return ts
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+func printReport(w io.Writer, rep *Report) {
+	pr := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	h, p := rep.Host, rep.Params
+	pr("stox end-to-end bench, %s, %.0f s", rep.Started.Format("2006-01-02 15:04:05"), rep.Duration)
+	pr("host: %d CPUs, %s, %s, load average %s -> %s", h.CPUs, h.Go, h.Prosody, strings.TrimSpace(h.LoadAvg), strings.TrimSpace(h.LoadAvgAt))
+	pr("load: %d messages per phase after %d warm-up; %d XMPP clients x %d SIP users, window %d per client; %d SIP conversations",
+		p.N, p.Warmup, p.Clients, p.SIPUsers, p.Window, p.Workers)
+	pr("")
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row := func(cols ...string) { fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t") }
+	row("phase", "path", "offered/s", "msg/s", "lost", "refused", "dup", "order", "p50 ms", "p99 ms", "stox us/msg", "prosody us/msg", "bench us/msg", "202 p50 ms", "202 p99 ms")
+	line := func(ph *Phase) {
+		if ph == nil {
+			return
+		}
+		off := "max"
+		if ph.Offered > 0 {
+			off = fmt.Sprintf("%.0f", ph.Offered)
+		}
+		r50, r99, stox := "", "", ""
+		if ph.SIP != nil {
+			r50, r99 = fmt.Sprintf("%.2f", ph.SIP.P50), fmt.Sprintf("%.2f", ph.SIP.P99)
+		}
+		if strings.Contains(ph.Path, "stox") {
+			stox = fmt.Sprintf("%.1f", ph.StoxCPU)
+		}
+		row(ph.Name, ph.Path, off, fmt.Sprintf("%.0f", ph.Rate), fmt.Sprint(ph.Lost), fmt.Sprint(ph.Refused), fmt.Sprint(ph.Dups), fmt.Sprint(ph.Order),
+			fmt.Sprintf("%.2f", ph.P50), fmt.Sprintf("%.2f", ph.P99), stox,
+			fmt.Sprintf("%.1f", ph.ProsodyCPU), fmt.Sprintf("%.1f", ph.BenchCPU), r50, r99)
+	}
+	for _, ph := range []*Phase{rep.XS.Ceiling, rep.XS.Stox, rep.SX.Ceiling, rep.SIP, rep.SX.Stox,
+		rep.XS.HalfCeiling, rep.XS.HalfStox, rep.SX.HalfCeiling, rep.Half, rep.SX.HalfStox,
+		rep.XS.HalfOwnCeiling, rep.XS.HalfOwnStox, rep.SX.HalfOwnCeiling, rep.SX.HalfOwnStox} {
+		line(ph)
+	}
+	tw.Flush()
+	pr("")
+	for _, d := range []struct {
+		name string
+		d    Direction
+	}{{"X->S", rep.XS}, {"S->X", rep.SX}} {
+		pr("%s  stox %.0f msg/s = %.2f x path ceiling %.0f (XMPP ceiling %.0f: %.2f; SIP ceiling %.0f: %.2f)",
+			d.name, d.d.Stox.Rate, d.d.Ratio, d.d.PathCeiling, d.d.Ceiling.Rate, d.d.RatioXMPP, rep.SIP.Rate, d.d.RatioSIP)
+		pr("      added latency (stox path minus echo path): at half the path ceiling (%.0f msg/s) p50 %+.2f ms, p99 %+.2f ms; at half stox's rate (%.0f msg/s) p50 %+.2f ms, p99 %+.2f ms",
+			d.d.HalfRate, d.d.AddedP50, d.d.AddedP99, d.d.HalfOwnRate, d.d.AddedOwnP50, d.d.AddedOwnP99)
+	}
+	if len(rep.Steps) > 0 {
+		pr("")
+		pr("S->X over UDP, open loop, %d conversations, %.0f s per step, a transaction gives up after %.0f s:",
+			p.StepPairs, p.StepDur, p.GiveUpStep)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		row("offered/s", "msg/s", "sent", "delivered", "dup", "order", "final responses", "Retry-After", "retransmissions", "stox drops", "202 p50 ms", "202 p99 ms", "stox us/msg")
+		for _, s := range rep.Steps {
+			var codes []string
+			for _, k := range sortedCodes(s.SIP.Codes) {
+				codes = append(codes, fmt.Sprintf("%s:%d", k, s.SIP.Codes[k]))
+			}
+			row(fmt.Sprintf("%.0f", s.Offered), fmt.Sprintf("%.0f", s.Rate), fmt.Sprint(s.Sent), fmt.Sprint(s.Got), fmt.Sprint(s.Dups),
+				fmt.Sprint(s.Order), strings.Join(codes, " "), fmt.Sprint(s.SIP.RetryAfter), fmt.Sprint(s.SIP.Retransmits),
+				fmt.Sprint(s.UDPDrops["stox"]), fmt.Sprintf("%.2f", s.SIP.P50), fmt.Sprintf("%.2f", s.SIP.P99), fmt.Sprintf("%.1f", s.StoxCPU))
+		}
+		tw.Flush()
+		pr("highest offered rate without loss: %.0f msg/s; above it: %s", rep.MaxLossless, rep.AboveMaxNote)
+	}
+	pc := rep.Process
+	pr("")
+	pr("stox process: goroutines idle %.0f, peak seen %.0f, end %.0f (after %.0f s); RSS idle %.1f MB, peak %.1f MB, end %.1f MB; live heap idle %.1f MB, end %.1f MB",
+		pc.GoroutinesIdle, pc.GoroutinesPeak, pc.GoroutinesEnd, pc.SettleSeconds,
+		float64(pc.RSSIdleKB)/1024, float64(pc.RSSPeakKB)/1024, float64(pc.RSSEndKB)/1024, mb(pc.HeapIdle), mb(pc.HeapEnd))
+	pr("stox metrics: X->S delivered %.0f failed %.0f refused %.0f; S->X accepted %.0f refused %.0f",
+		pc.MetricsXSOK, pc.MetricsXSFailed, pc.MetricsXSRefuse, pc.MetricsSXOK, pc.MetricsSXRefuse)
+	pr("")
+	pr("targets:")
+	for _, t := range rep.Targets {
+		mark := "MISSED"
+		if t.Met {
+			mark = "met"
+		}
+		note := ""
+		if t.Notes != "" {
+			note = " (" + t.Notes + ")"
+		}
+		pr("  %-6s %-44s want %-10s got %s%s", mark, t.What, t.Want, t.Got, note)
+	}
+}
