@@ -75,7 +75,7 @@ func (u *UA) admit(req *sip.Request) (netip.AddrPort, int, string) {
 // their conversation (see sequencer).
 func (u *UA) onTransportMessage(msg sip.Message) {
 	req, ok := msg.(*sip.Request)
-	if !ok || req.Method != sip.MESSAGE {
+	if !ok || !u.ordered(req.Method) {
 		return
 	}
 	if _, code, _ := u.admit(req); code != 0 {
@@ -242,19 +242,15 @@ func (u *UA) respond(req *sip.Request, tx sip.ServerTransaction, m *IncomingMess
 
 // refuse answers a request refused before any handler, and logs it.
 func (u *UA) refuse(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, code int, reason string) {
-	u.log.Info("sip request refused", "source", src, "transport", strings.ToLower(req.Transport()),
-		"method", string(req.Method), "code", code, "reason", reason)
 	if req.IsAck() {
+		u.log.Info("sip request refused", "source", src, "method", "ACK", "code", code, "reason", reason)
 		return // never answer an ACK
 	}
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	res.AppendHeader(sip.NewHeader("Server", u.uaString))
+	var extra []sip.Header
 	if code == 405 {
-		res.AppendHeader(sip.NewHeader("Allow", u.allow))
+		extra = append(extra, sip.NewHeader("Allow", u.allow))
 	}
-	if err := tx.Respond(res); err != nil {
-		u.log.Debug("sip respond failed", "code", code, "error", err)
-	}
+	u.refuseWith(req, tx, src, code, reason, extra...)
 }
 
 // handleOptions answers OPTIONS with our capabilities (RFC 3261 §11.2).

@@ -82,6 +82,10 @@ type config struct {
 	maxBody     int
 	log         *slog.Logger
 	handler     MessageHandler
+	subscribe   SubscribeHandler
+	notify      NotifyHandler
+	minExpires  int
+	maxExpires  int
 	txTimeout   time.Duration
 	maxInFlight int
 	maxIncoming int
@@ -97,6 +101,8 @@ func defaultConfig() *config {
 	return &config{
 		large:       LargeTCP,
 		maxBody:     DefaultMaxMessageBody,
+		minExpires:  DefaultMinExpires,
+		maxExpires:  DefaultMaxExpires,
 		txTimeout:   DefaultTransactionTimeout,
 		maxInFlight: DefaultMaxInFlight,
 		maxIncoming: DefaultMaxIncoming,

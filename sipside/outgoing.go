@@ -352,6 +352,12 @@ func noBuild(*sipgo.Client, *sip.Request) error { return nil }
 // The first final response wins; later ones (forks, retransmissions) are
 // ignored (IM-15).
 func (u *UA) transact(ctx context.Context, req *sip.Request) (Result, error) {
+	return u.transactWith(ctx, req, nil)
+}
+
+// transactWith is transact that also hands the final response to onFinal
+// (when not nil) before returning.
+func (u *UA) transactWith(ctx context.Context, req *sip.Request, onFinal func(*sip.Response)) (Result, error) {
 	// Timer F as our own timer: sipgo's timers are package globals.
 	timerF := time.NewTimer(u.cfg.txTimeout)
 	defer timerF.Stop()
@@ -385,6 +391,9 @@ func (u *UA) transact(ctx context.Context, req *sip.Request) (Result, error) {
 		case res := <-tx.Responses():
 			if res.IsProvisional() {
 				continue
+			}
+			if onFinal != nil {
+				onFinal(res)
 			}
 			return resultOf(res), nil
 		case <-tx.Done():

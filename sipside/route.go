@@ -57,10 +57,15 @@ func transportOf(u *sip.Uri) (string, error) {
 // SRV only when that fails, and with its "prefer SRV" option it queries SRV
 // even when the URI has a port, both against RFC 3263 §4.2.
 func (u *UA) resolveTarget(ctx context.Context, ruri *sip.Uri) (target, error) {
-	hop := ruri
 	if u.cfg.proxy != nil {
-		hop = u.cfg.proxy
+		return u.resolveHop(ctx, u.cfg.proxy)
 	}
+	return u.resolveHop(ctx, ruri)
+}
+
+// resolveHop chooses the transport and address of hop itself, as
+// resolveTarget does for its next hop.
+func (u *UA) resolveHop(ctx context.Context, hop *sip.Uri) (target, error) {
 	tp, err := transportOf(hop)
 	if err != nil {
 		return target{}, err

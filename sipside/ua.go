@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,10 +107,18 @@ func New(opts ...Option) (*UA, error) {
 	if cfg.domain != "" {
 		u.uaString = "stox (" + cfg.domain + ")"
 	}
-	u.allow = "OPTIONS"
+	methods := []string{"OPTIONS"}
 	if cfg.handler != nil {
-		u.allow = "MESSAGE, OPTIONS"
+		methods = append(methods, "MESSAGE")
 	}
+	if cfg.subscribe != nil {
+		methods = append(methods, "SUBSCRIBE")
+	}
+	if cfg.notify != nil {
+		methods = append(methods, "NOTIFY")
+	}
+	slices.Sort(methods)
+	u.allow = strings.Join(methods, ", ")
 	u.accept = strings.Join(cfg.accept, ", ")
 	if cfg.proxy != nil {
 		r := cfg.proxy.Clone()
@@ -186,6 +195,14 @@ func New(opts ...Option) (*UA, error) {
 	}
 	if cfg.handler != nil {
 		u.srv.OnMessage(u.admitted(u.handleMessage))
+	}
+	if cfg.subscribe != nil {
+		u.srv.OnSubscribe(u.admitted(u.handleSubscribe))
+	}
+	if cfg.notify != nil {
+		u.srv.OnNotify(u.admitted(u.handleNotify))
+	}
+	if cfg.handler != nil || cfg.subscribe != nil || cfg.notify != nil {
 		// Runs on the read loop, in arrival order, after the transaction
 		// layer has spawned the request's goroutine (see sequencer).
 		sua.TransportLayer().OnMessage(u.onTransportMessage)
