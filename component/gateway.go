@@ -47,6 +47,14 @@ type Config struct {
 	SessionIdle  time.Duration // idle session lifetime; default 2 min
 
 	Version string // reported by jabber:iq:version; default "dev"
+
+	// Presence configures presence (RFC 8048); it is on when the SIP side
+	// can send in dialogs (DialogSender) and Presence.Disabled is false.
+	Presence PresenceConfig
+	// PresenceDisabled turns presence off: presence stanzas are ignored
+	// (subscribe and probe answered service-unavailable) and SUBSCRIBE
+	// is answered 489.
+	PresenceDisabled bool
 }
 
 func (c *Config) setDefaults() error {
@@ -118,6 +126,7 @@ type Gateway struct {
 	iqs      []iqHandler
 	sessions *registry
 	senders  *senderPool
+	presence *presenceEngine // nil when presence is off
 
 	pingMu  sync.Mutex
 	pings   map[string]chan *Element
@@ -157,6 +166,13 @@ func New(cfg Config, sip SIPSender, opts ...Option) (*Gateway, error) {
 	g.sessions = newRegistry(g)
 	g.senders = newSenderPool(senderIdle, g.ctx.Done(), &g.wg)
 	g.iqs = g.builtinIQHandlers()
+	if ds, ok := sip.(DialogSender); ok && !cfg.PresenceDisabled {
+		g.presence = newPresence(g, ds, cfg.Presence)
+		if err := g.presence.start(); err != nil {
+			g.cancel()
+			return nil, fmt.Errorf("component: presence: %w", err)
+		}
+	}
 	return g, nil
 }
 
@@ -329,15 +345,6 @@ func (g *Gateway) dispatch(e *Element) {
 	}
 }
 
-// handlePresence: presence is not translated yet (RFC 8048 comes later); it
-// is only logged. Subscription requests stay pending in the user's client
-// rather than being declined, so they need not be repeated once presence
-// works.
-func (g *Gateway) handlePresence(e *Element) {
-	typ := e.AttrValue("type")
-	g.log.Debug("presence not translated yet", "from", e.AttrValue("from"), "to", e.AttrValue("to"), "type", typ)
-}
-
 // send writes a stanza to XMPP through the outbox.
 func (g *Gateway) send(e *Element) (queued bool, err error) {
 	b := e.Bytes()
@@ -351,6 +358,9 @@ const senderIdle = 2 * time.Second
 // answered (delivered, or an error stanza). It does not close the stream; the
 // stream ends when Run's context ends.
 func (g *Gateway) Close(grace time.Duration) {
+	if g.presence != nil {
+		g.presence.close()
+	}
 	g.sessions.closeAll(grace)
 	g.cancel()
 	g.wg.Wait()

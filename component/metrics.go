@@ -38,6 +38,14 @@ func (g *Gateway) WriteMetrics(w io.Writer) error {
 		{"stox_messages_total", "", "", `direction="sip_to_xmpp",result="queued"`, c.sxQueued.Load()},
 		{"stox_messages_total", "", "", `direction="sip_to_xmpp",result="refused"`, c.sxRefused.Load()},
 		{"stox_iq_answered_total", "IQ get/set requests answered.", "counter", "", c.iqs.Load()},
+		{"stox_presence_subscriptions", "Virtual presence subscriptions by direction.", "gauge", `direction="sip_to_xmpp"`, g.presenceGauge(func(p *presenceEngine) uint64 { return uint64(p.nIn.Load()) })},
+		{"stox_presence_subscriptions", "", "", `direction="xmpp_to_sip"`, g.presenceGauge(func(p *presenceEngine) uint64 { return uint64(p.nOut.Load()) })},
+		{"stox_presence_watcher_dialogs", "SIP watcher dialogs attached to virtual subscriptions.", "gauge", "", g.presenceGauge(func(p *presenceEngine) uint64 { return uint64(p.nInDialogs.Load()) })},
+		{"stox_presence_sip_requests_total", "SUBSCRIBE and NOTIFY requests sent, and those that failed.", "counter", `method="NOTIFY",result="sent"`, g.presenceGauge(func(p *presenceEngine) uint64 { return p.notifies.Load() })},
+		{"stox_presence_sip_requests_total", "", "", `method="NOTIFY",result="failed"`, g.presenceGauge(func(p *presenceEngine) uint64 { return p.notifyFail.Load() })},
+		{"stox_presence_sip_requests_total", "", "", `method="SUBSCRIBE",result="sent"`, g.presenceGauge(func(p *presenceEngine) uint64 { return p.subscribes.Load() })},
+		{"stox_presence_sip_requests_total", "", "", `method="SUBSCRIBE",result="failed"`, g.presenceGauge(func(p *presenceEngine) uint64 { return p.subFail.Load() })},
+		{"stox_presence_stanzas_total", "Presence stanzas sent to XMPP.", "counter", "", g.presenceGauge(func(p *presenceEngine) uint64 { return p.stanzasOut.Load() })},
 		{"go_goroutines", "Goroutines of the stox process.", "gauge", "", uint64(runtime.NumGoroutine())},
 	}
 	for _, l := range lines {
@@ -62,4 +70,12 @@ func b2u(b bool) uint64 {
 		return 1
 	}
 	return 0
+}
+
+// presenceGauge reads a presence figure, 0 when presence is off.
+func (g *Gateway) presenceGauge(f func(*presenceEngine) uint64) uint64 {
+	if g.presence == nil {
+		return 0
+	}
+	return f(g.presence)
 }

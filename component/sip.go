@@ -77,22 +77,7 @@ func (g *Gateway) HandleSIPMessage(_ context.Context, m *sipside.IncomingMessage
 
 // refuseSIP maps a translation error to the SIP final response.
 func (g *Gateway) refuseSIP(m *sipside.IncomingMessage, err error) sipside.Reply {
-	r := sipside.Reply{Code: 400}
-	switch {
-	case errors.Is(err, mapping.ErrSIPS), errors.Is(err, mapping.ErrLoop):
-		// ADDR-05: never translate sips: (RFC 7247 s8); and a SIP From that
-		// claims a served XMPP domain is a loop or a spoof.
-		r.Code = 403
-	case errors.Is(err, mapping.ErrTel):
-		r.Code = 416 // ADDR-04
-	case errors.Is(err, mapping.ErrUnservedDomain), errors.Is(err, mapping.ErrNoUser), errors.Is(err, mapping.ErrForeignDomain):
-		r.Code = 404
-	case errors.Is(err, mapping.ErrUnsupportedType), errors.Is(err, mapping.ErrUnsupportedCharset):
-		r.Code = 415 // IM-08, TV-05
-		r.Headers = map[string]string{"Accept": mapping.AcceptHeader}
-	case errors.Is(err, mapping.ErrMalformedURI), errors.Is(err, mapping.ErrMalformedJID), errors.Is(err, mapping.ErrBadBody):
-		r.Code = 400 // ADDR-14
-	}
+	r := sipReplyFor(err)
 	g.log.Info("SIP MESSAGE refused", "code", r.Code, "from", m.From, "to", m.RequestURI, "source", m.Source.String(), "err", err)
 	g.count.sxRefused.Add(1)
 	return r
@@ -120,4 +105,26 @@ func (g *Gateway) stanzaFromMessage(xm mapping.XMPPMessage) *Element {
 		e.Add(&Element{Space: nsXHTMLIM, Local: "html", Raw: xm.XHTML})
 	}
 	return e
+}
+
+// sipReplyFor maps an addressing or translation error to a SIP final
+// response (DESIGN.md order of refusals; ADDR-04, ADDR-05, ADDR-14, IM-08).
+func sipReplyFor(err error) sipside.Reply {
+	r := sipside.Reply{Code: 400}
+	switch {
+	case errors.Is(err, mapping.ErrSIPS), errors.Is(err, mapping.ErrLoop):
+		// ADDR-05: never translate sips: (RFC 7247 s8); and a SIP From that
+		// claims a served XMPP domain is a loop or a spoof.
+		r.Code = 403
+	case errors.Is(err, mapping.ErrTel):
+		r.Code = 416 // ADDR-04
+	case errors.Is(err, mapping.ErrUnservedDomain), errors.Is(err, mapping.ErrNoUser), errors.Is(err, mapping.ErrForeignDomain):
+		r.Code = 404
+	case errors.Is(err, mapping.ErrUnsupportedType), errors.Is(err, mapping.ErrUnsupportedCharset):
+		r.Code = 415 // IM-08, TV-05
+		r.Headers = map[string]string{"Accept": mapping.AcceptHeader}
+	case errors.Is(err, mapping.ErrMalformedURI), errors.Is(err, mapping.ErrMalformedJID), errors.Is(err, mapping.ErrBadBody):
+		r.Code = 400 // ADDR-14
+	}
+	return r
 }

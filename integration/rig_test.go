@@ -34,6 +34,7 @@ type rig struct {
 	uasPort int // the outbound proxy: a SIPp UAS, when a test starts one
 	metrics int // stox's metrics port
 	alice   *testbed.Client
+	conf    string // stox's configuration, for restarts
 }
 
 type rigOption func(*rigConfig)
@@ -43,12 +44,22 @@ type rigConfig struct {
 	largeMessages string
 	proxyTCP      bool   // the outbound proxy URI says transport=tcp
 	extraXMPP     string // lines added under [xmpp]
+	proxy         string // outbound proxy URI; default the SIPp UAS at uasPort
+	extra         string // sections appended to the configuration
+	users         map[string]string
+	sipPort       int // stox's SIP port; default a free one
 }
 
 func withTrusted(cidr string) rigOption    { return func(c *rigConfig) { c.trusted = cidr } }
 func withLargeMessages(p string) rigOption { return func(c *rigConfig) { c.largeMessages = p } }
 func withXMPPKeys(lines string) rigOption  { return func(c *rigConfig) { c.extraXMPP = lines } }
 func withProxyTCP() rigOption              { return func(c *rigConfig) { c.proxyTCP = true } }
+func withProxy(uri string) rigOption       { return func(c *rigConfig) { c.proxy = uri } }
+func withConfig(sections string) rigOption { return func(c *rigConfig) { c.extra += sections } }
+func withSIPPort(port int) rigOption       { return func(c *rigConfig) { c.sipPort = port } }
+func withUser(name, pass string) rigOption {
+	return func(c *rigConfig) { c.users[name] = pass }
+}
 func (r *rig) logs() string {
 	return "\n--- stox ---\n" + r.stox.Logs() + "\n--- prosody ---\n" + r.prosody.Logs()
 }
@@ -65,7 +76,7 @@ func timeoutCtx(t *testing.T, d time.Duration) context.Context {
 func newRig(t *testing.T, opts ...rigOption) *rig {
 	t.Helper()
 	testbed.Need(t, "prosody", "prosodyctl", "sipp")
-	rc := rigConfig{trusted: "127.0.0.1/32", largeMessages: "tcp"}
+	rc := rigConfig{trusted: "127.0.0.1/32", largeMessages: "tcp", users: map[string]string{"alice": "alicepw", "carol": "carolpw"}}
 	for _, o := range opts {
 		o(&rc)
 	}
@@ -74,7 +85,7 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	p, err := testbed.StartProsody(ctx, testbed.ProsodyConfig{
 		Domain:     xmppDomain,
 		Components: map[string]string{component: secret},
-		Users:      map[string]string{"alice": "alicepw", "carol": "carolpw"},
+		Users:      rc.users,
 	})
 	if err != nil {
 		t.Fatalf("prosody: %v", err)
@@ -86,12 +97,19 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 		t.Fatalf("build stox: %v", err)
 	}
 	r.bin = bin
-	r.sipPort = testbed.FreePort(t, testbed.TCPUDP)
+	r.sipPort = rc.sipPort
+	if r.sipPort == 0 {
+		r.sipPort = testbed.FreePort(t, testbed.TCPUDP)
+	}
 	r.uasPort = testbed.FreePort(t, testbed.TCPUDP)
 	r.metrics = testbed.FreePort(t, testbed.TCP)
 	proxyTransport := "udp"
 	if rc.proxyTCP {
 		proxyTransport = "tcp"
+	}
+	proxy := fmt.Sprintf("sip:127.0.0.1:%d;transport=%s", r.uasPort, proxyTransport)
+	if rc.proxy != "" {
+		proxy = rc.proxy
 	}
 	conf := fmt.Sprintf(`
 [xmpp]
@@ -106,7 +124,7 @@ reconnect_max = "1s"
 
 [sip]
 listen = ["udp:127.0.0.1:%d", "tcp:127.0.0.1:%d"]
-outbound_proxy = "sip:127.0.0.1:%d;transport=%s"
+outbound_proxy = %q
 trusted = [%q]
 large_messages = %q
 transaction_timeout = "3s"
@@ -116,8 +134,22 @@ listen = "127.0.0.1:%d"
 
 [log]
 level = "debug"
-`, component, p.ComponentAddr, secret, xmppDomain, rc.extraXMPP, r.sipPort, r.sipPort, r.uasPort, proxyTransport, rc.trusted, rc.largeMessages, r.metrics)
-	s, err := testbed.StartStox(ctx, bin, conf)
+%s
+`, component, p.ComponentAddr, secret, xmppDomain, rc.extraXMPP, r.sipPort, r.sipPort, proxy, rc.trusted, rc.largeMessages, r.metrics, rc.extra)
+	r.conf = conf
+	r.startStox()
+	r.alice = r.login("alice", "alicepw", "phone")
+	if err := r.stox.WaitReady(ctx, r.alice, component); err != nil {
+		t.Fatalf("stox not ready: %v%s", err, r.logs())
+	}
+	return r
+}
+
+// startStox starts stox with r.conf.
+func (r *rig) startStox() {
+	t := r.t
+	t.Helper()
+	s, err := testbed.StartStox(r.ctx, r.bin, r.conf)
 	if err != nil {
 		t.Fatalf("stox: %v", err)
 	}
@@ -127,11 +159,6 @@ level = "debug"
 			t.Errorf("stox did not stop cleanly: %v\n%s", err, s.Logs())
 		}
 	})
-	r.alice = r.login("alice", "alicepw", "phone")
-	if err := s.WaitReady(ctx, r.alice, component); err != nil {
-		t.Fatalf("stox not ready: %v%s", err, r.logs())
-	}
-	return r
 }
 
 func (r *rig) login(user, pass, resource string) *testbed.Client {

@@ -90,3 +90,43 @@ func (s *Store) ForEach(bucket string, fn func(key string, raw []byte) error) er
 		return bk.ForEach(func(k, v []byte) error { return fn(string(k), v) })
 	})
 }
+
+// Op is one change of a batch: Value (encoded as JSON) is stored under
+// Bucket/Key, or the key is deleted when Value is nil.
+type Op struct {
+	Bucket, Key string
+	Value       any
+}
+
+// Apply makes every change of ops in one transaction (one disk sync): all
+// of them or, on error, none.
+func (s *Store) Apply(ops []Op) error {
+	enc := make([][]byte, len(ops))
+	for i, op := range ops {
+		if op.Value == nil {
+			continue
+		}
+		b, err := json.Marshal(op.Value)
+		if err != nil {
+			return fmt.Errorf("store: encode %s/%s: %w", op.Bucket, op.Key, err)
+		}
+		enc[i] = b
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for i, op := range ops {
+			bk, err := tx.CreateBucketIfNotExists([]byte(op.Bucket))
+			if err != nil {
+				return err
+			}
+			if enc[i] == nil {
+				err = bk.Delete([]byte(op.Key))
+			} else {
+				err = bk.Put([]byte(op.Key), enc[i])
+			}
+			if err != nil {
+				return fmt.Errorf("store: %s/%s: %w", op.Bucket, op.Key, err)
+			}
+		}
+		return nil
+	})
+}

@@ -18,14 +18,15 @@ import (
 // the key names are a public interface). Every key is documented in the
 // README's configuration reference.
 type Config struct {
-	XMPP    XMPPConfig    `toml:"xmpp"`
-	SIP     SIPConfig     `toml:"sip"`
-	MSRP    MSRPConfig    `toml:"msrp"`
-	Chat    ChatConfig    `toml:"chat"`
-	Store   StoreConfig   `toml:"store"`
-	Admin   AdminConfig   `toml:"admin"`
-	Log     LogConfig     `toml:"log"`
-	Metrics MetricsConfig `toml:"metrics"`
+	XMPP     XMPPConfig     `toml:"xmpp"`
+	SIP      SIPConfig      `toml:"sip"`
+	MSRP     MSRPConfig     `toml:"msrp"`
+	Chat     ChatConfig     `toml:"chat"`
+	Store    StoreConfig    `toml:"store"`
+	Presence PresenceConfig `toml:"presence"`
+	Admin    AdminConfig    `toml:"admin"`
+	Log      LogConfig      `toml:"log"`
+	Metrics  MetricsConfig  `toml:"metrics"`
 }
 
 type MetricsConfig struct {
@@ -73,6 +74,21 @@ type ChatConfig struct {
 type StoreConfig struct {
 	Path string `toml:"path"`
 }
+
+// PresenceConfig is the [presence] section (RFC 8048 presence both ways).
+type PresenceConfig struct {
+	Enabled          *bool    `toml:"enabled"`           // default true
+	NotifyInterval   Duration `toml:"notify_interval"`   // PRES-28; default 5s
+	SubscribeExpires int      `toml:"subscribe_expires"` // our SUBSCRIBEs; default 3600
+	MinExpires       int      `toml:"min_expires"`       // SIP watchers: 423 below it; default 60
+	MaxExpires       int      `toml:"max_expires"`       // SIP watchers: granted at most; default 3600
+	RetryMin         Duration `toml:"retry_min"`         // backoff bounds; defaults 5s, 10m
+	RetryMax         Duration `toml:"retry_max"`
+	MaxSubscriptions int      `toml:"max_subscriptions"` // per direction; default 200000
+	RestoreRate      int      `toml:"restore_rate"`      // refreshes/probes per second after a start; default 100
+}
+
+func (p *PresenceConfig) enabled() bool { return p.Enabled == nil || *p.Enabled }
 
 type AdminConfig struct {
 	JIDs []string `toml:"jids"`
@@ -229,6 +245,25 @@ func (c *Config) validate() error {
 		if err != nil || (tr != "tcp" && tr != "tls") {
 			return keyErr("msrp.listen", "want tcp:HOST:PORT or tls:HOST:PORT")
 		}
+	}
+	pr := &c.Presence
+	if pr.SubscribeExpires < 0 || pr.MaxSubscriptions < 0 || pr.RestoreRate < 0 {
+		return keyErr("presence", "limits must not be negative")
+	}
+	if pr.SubscribeExpires != 0 && pr.SubscribeExpires < 60 {
+		return keyErr("presence.subscribe_expires", "must be at least 60 seconds")
+	}
+	if pr.MinExpires == 0 {
+		pr.MinExpires = 60
+	}
+	if pr.MaxExpires == 0 {
+		pr.MaxExpires = 3600
+	}
+	if pr.MinExpires < 1 || pr.MaxExpires < pr.MinExpires {
+		return keyErr("presence.max_expires", "want 1 <= presence.min_expires <= presence.max_expires")
+	}
+	if pr.RetryMax.Duration != 0 && pr.RetryMax.Duration < pr.RetryMin.Duration {
+		return keyErr("presence.retry_max", "must not be below presence.retry_min")
 	}
 	switch c.Chat.Mode {
 	case "", "message":

@@ -20,6 +20,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/stox-gw/stox/component"
+	"github.com/stox-gw/stox/component/store"
 	"github.com/stox-gw/stox/mapping"
 	"github.com/stox-gw/stox/sipside"
 )
@@ -130,6 +131,26 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if cfg.SIP.MaxMessageBody > 0 {
 		opts = append(opts, sipside.WithMaxMessageBody(cfg.SIP.MaxMessageBody))
 	}
+	if cfg.Presence.enabled() {
+		opts = append(opts,
+			sipside.WithSubscribeHandler(func(ctx context.Context, s *sipside.IncomingSubscribe) sipside.SubscribeReply {
+				return gw.HandleSIPSubscribe(ctx, s)
+			}),
+			sipside.WithNotifyHandler(func(ctx context.Context, n *sipside.IncomingNotify) sipside.Reply {
+				return gw.HandleSIPNotify(ctx, n)
+			}),
+			sipside.WithSubscriptionExpires(cfg.Presence.MinExpires, cfg.Presence.MaxExpires),
+		)
+	}
+	var st *store.Store
+	if cfg.Store.Path != "" {
+		if st, err = store.Open(cfg.Store.Path, 2*time.Second); err != nil {
+			return fmt.Errorf("store.path: %w", err)
+		}
+		defer st.Close()
+	} else if cfg.Presence.enabled() {
+		log.Warn("store.path is not set: presence subscriptions are kept in memory only and lost on restart")
+	}
 	ua, err := sipside.New(opts...)
 	if err != nil {
 		return err
@@ -149,6 +170,16 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		SessionQueue:    cfg.SIP.UserQueue,
 		SendTimeout:     cfg.SIP.TransactionTimeout.Duration,
 		Version:         version,
+		Presence: component.PresenceConfig{
+			Store:            st,
+			NotifyInterval:   cfg.Presence.NotifyInterval.Duration,
+			SubscribeExpires: cfg.Presence.SubscribeExpires,
+			RetryMin:         cfg.Presence.RetryMin.Duration,
+			RetryMax:         cfg.Presence.RetryMax.Duration,
+			MaxSubscriptions: cfg.Presence.MaxSubscriptions,
+			RestoreRate:      cfg.Presence.RestoreRate,
+		},
+		PresenceDisabled: !cfg.Presence.enabled(),
 	}, ua, component.WithLogger(log.With("side", "xmpp")))
 	if err != nil {
 		return err
@@ -157,8 +188,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err := ua.Start(ctx); err != nil {
 		return err
 	}
-	if cfg.MSRP.Listen != "" || cfg.Store.Path != "" {
-		log.Debug("msrp.listen and store.path are accepted but not used yet (MSRP and presence are not implemented)")
+	if cfg.MSRP.Listen != "" {
+		log.Debug("msrp.listen is accepted but not used yet (MSRP chat is not implemented)")
 	}
 
 	if cfg.Metrics.Listen != "" {
