@@ -18,7 +18,8 @@ func TestDependencyDirection(t *testing.T) {
 		external  []string // allowed non-stdlib prefixes
 	}{
 		{"mapping", []string{"component", "sipside", "msrp", "examples", "integration"}, []string{"github.com/beevik/etree"}},
-		{"sipside", []string{"component", "mapping", "msrp", "examples", "integration"}, []string{"github.com/emiago/sipgo", "github.com/google/uuid", "github.com/icholy/digest", "github.com/gobwas/", "golang.org/x/"}},
+		{"sipside", []string{"component", "mapping", "msrp", "examples", "integration"}, []string{"github.com/emiago/sipgo", "github.com/google/uuid", "github.com/icholy/digest", "github.com/gobwas/", "golang.org/x/", "github.com/pion/"}},
+		{"sipside/sdp", []string{"component", "mapping", "msrp", "sipside", "examples", "integration"}, []string{"github.com/pion/"}},
 		{"msrp", []string{"component", "mapping", "sipside", "examples", "integration"}, nil},
 		{"component", []string{"examples", "integration"}, []string{"github.com/", "gosrc.io/", "golang.org/x/", "nhooyr.io/", "go.etcd.io/bbolt"}},
 	}

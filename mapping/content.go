@@ -1,7 +1,6 @@
 package mapping
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 )
@@ -127,98 +126,30 @@ type cpimPart struct {
 	body              []byte
 }
 
-// parseCPIM reads a message/cpim body (RFC 3862 2, minimal subset): the
-// message header block, a blank line, the MIME headers of the encapsulated
-// part, a blank line, its body. Lines end in CRLF (LF alone is accepted).
-// The CPIM message headers (From, To, DateTime, NS, ...) are skipped: the
-// SIP From is authoritative. A Require header names headers we would have to
-// understand and cannot (RFC 3862, the Require header): ErrUnsupportedType. Only 7bit,
-// 8bit and binary transfer encodings are accepted; an encapsulated part
-// without Content-Type is text/plain (RFC 2045 5.2).
+// parseCPIM unwraps a message/cpim body for decodeContent with ParseCPIM
+// (cpim.go; lines end in CRLF, LF alone is accepted). The CPIM message
+// headers (From, To, DateTime, NS, ...) are not used: the SIP From is
+// authoritative (CPIMFromMatches is the check for callers that want it). A
+// Require naming a header outside the core set cannot be honoured (RFC 3862
+// 4.7): ErrUnsupportedType. A syntax error is ErrBadBody (wrapping
+// ErrBadCPIM or ErrCPIMTooBig). Only 7bit, 8bit and binary transfer
+// encodings are accepted; an encapsulated part without Content-Type is
+// text/plain (RFC 2045 5.2).
 func parseCPIM(b []byte) (cpimPart, error) {
-	var part cpimPart
-	pos := 0
-	// Message headers.
-	for n := 0; ; n++ {
-		line, next, ok := nextLine(b, pos)
-		if !ok {
-			return part, fmt.Errorf("%w: message/cpim without a blank line after its headers", ErrBadBody)
-		}
-		pos = next
-		if len(line) == 0 {
-			if n == 0 {
-				return part, fmt.Errorf("%w: message/cpim without message headers", ErrBadBody)
-			}
-			break
-		}
-		name, value, ok := cpimHeader(line)
-		if !ok {
-			return part, fmt.Errorf("%w: bad message/cpim header line", ErrBadBody)
-		}
-		if string(name) == "Require" && len(bytes.TrimSpace(value)) > 0 {
-			return part, fmt.Errorf("%w: message/cpim Require: %s", ErrUnsupportedType, bytes.TrimSpace(value))
-		}
+	m, err := ParseCPIM(b)
+	if err != nil {
+		return cpimPart{}, fmt.Errorf("%w: %w", ErrBadBody, err)
 	}
-	// MIME headers of the encapsulated part.
-	for {
-		line, next, ok := nextLine(b, pos)
-		if !ok {
-			return part, fmt.Errorf("%w: message/cpim without a blank line after its MIME headers", ErrBadBody)
-		}
-		pos = next
-		if len(line) == 0 {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			continue // folded continuation: not used by the headers we read
-		}
-		name, value, ok := cpimHeader(line)
-		if !ok {
-			return part, fmt.Errorf("%w: bad MIME header line in message/cpim", ErrBadBody)
-		}
-		v := strings.TrimSpace(string(value))
-		switch n := string(name); {
-		case strings.EqualFold(n, "Content-Type"):
-			part.contentType = v
-		case strings.EqualFold(n, "Content-Language"):
-			part.lang = v
-		case strings.EqualFold(n, "Content-Transfer-Encoding"):
-			if !strings.EqualFold(v, "7bit") && !strings.EqualFold(v, "8bit") && !strings.EqualFold(v, "binary") {
-				return part, fmt.Errorf("%w: Content-Transfer-Encoding %q", ErrUnsupportedType, v)
-			}
-		}
+	if u := m.Unsupported(nil); len(u) > 0 {
+		return cpimPart{}, fmt.Errorf("%w: message/cpim Require: %s", ErrUnsupportedType, u[0].Name)
+	}
+	part := cpimPart{contentType: m.ContentType(), lang: m.MIMEValue("Content-Language"), body: m.Body}
+	if v := m.MIMEValue("Content-Transfer-Encoding"); v != "" &&
+		!strings.EqualFold(v, "7bit") && !strings.EqualFold(v, "8bit") && !strings.EqualFold(v, "binary") {
+		return cpimPart{}, fmt.Errorf("%w: Content-Transfer-Encoding %q", ErrUnsupportedType, v)
 	}
 	if part.contentType == "" {
 		part.contentType = "text/plain"
 	}
-	part.body = b[pos:]
 	return part, nil
-}
-
-// nextLine returns the line starting at pos without its CRLF or LF, and the
-// position after it. ok is false at the end of b with no line terminator.
-func nextLine(b []byte, pos int) (line []byte, next int, ok bool) {
-	i := bytes.IndexByte(b[pos:], '\n')
-	if i < 0 {
-		return nil, len(b), false
-	}
-	line = b[pos : pos+i]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	return line, pos + i + 1, true
-}
-
-// cpimHeader splits `Name: value`. The name is a token; CPIM wants exactly
-// one space after the colon, but any amount is accepted on input.
-func cpimHeader(line []byte) (name, value []byte, ok bool) {
-	i := bytes.IndexByte(line, ':')
-	if i <= 0 {
-		return nil, nil, false
-	}
-	name = line[:i]
-	if !validToken(string(name)) {
-		return nil, nil, false
-	}
-	return name, line[i+1:], true
 }

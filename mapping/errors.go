@@ -77,4 +77,21 @@ var (
 	// ErrBadSubscriptionState: a malformed Subscription-State value (RFC
 	// 6665 8.2.3), or one that cannot be formatted. SIP 400 to the NOTIFY.
 	ErrBadSubscriptionState = errors.New("mapping: malformed Subscription-State")
+
+	// ErrBadCPIM: a message/cpim body that breaks RFC 3862 syntax: no blank
+	// line after a header block, a bad header name, parameter or value, a
+	// malformed From, To, cc, DateTime, NS or Require, a core header given
+	// twice that may occur once (CHAT-30). As a SIP MESSAGE body it is a
+	// malformed body: SIP 400 (decodeContent wraps it in ErrBadBody).
+	// Over MSRP: 400.
+	ErrBadCPIM = errors.New("mapping: malformed message/cpim")
+	// ErrCPIMTooBig: a message/cpim header block with more than
+	// CPIMMaxHeaders headers, or a header line over CPIMMaxLine bytes.
+	// SIP 400 (wrapped in ErrBadBody by decodeContent), MSRP 400.
+	ErrCPIMTooBig = errors.New("mapping: message/cpim headers over the limits")
+	// ErrBadIsComposing: an application/im-iscomposing+xml body that is
+	// not well-formed XML, has no urn:ietf:params:xml:ns:im-iscomposing
+	// <isComposing/> root, or is over IsComposingMaxBytes (RFC 3994 4,
+	// CHAT-51). SIP 400 / MSRP 400; component may also just drop it.
+	ErrBadIsComposing = errors.New("mapping: malformed isComposing document")
 )
