@@ -18,8 +18,11 @@
 //   - RFC 7572 (page-mode IM) with RFC 3428 (MESSAGE): the field tables of 4
 //     and 5 (IM-01..IM-10, TV-01..TV-05), and UTF-8-safe splitting for the
 //     local chunking mode (IM-12c).
-//   - RFC 3862 (CPIM), a minimal subset: a message/cpim body wrapping
-//     text/plain or text/html is unwrapped; its From/To are not trusted.
+//   - RFC 3862 (CPIM): parser and writer (header namespaces, escapes,
+//     DateTime, the MIME part); a message/cpim body wrapping text/plain or
+//     text/html is unwrapped, and its From is never trusted over the
+//     authenticated SIP identity (CPIMFromMatches).
+//   - RFC 3994 (isComposing) and XEP-0085 chat states (CHECKLIST 5.5).
 //   - XEP-0071 (XHTML-IM): S->X text/html is accepted when well-formed and
 //     rewritten to the recommended profile.
 //   - RFC 6120 8.3: stanza error conditions and their types (ERR-02, ERR-05).

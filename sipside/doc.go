@@ -65,11 +65,24 @@
 // deadline (WithTransactionTimeout, Timer F); sipgo's global timers are not
 // touched.
 //
+// # Event subscriptions (RFC 6665, RFC 3856)
+//
+// SUBSCRIBE (WithSubscribeHandler) is checked before the handler: an event
+// package other than presence gets 489 with Allow-Events, an Accept without
+// application/pidf+xml 406, Expires below the minimum 423 with Min-Expires
+// (WithSubscriptionExpires); a 2xx goes out as 200, never 202 (RFC 6665
+// §8.3.1), with our tag, Contact and the granted Expires, and the handler's
+// Then sends the first NOTIFY after it. NOTIFY (WithNotifyHandler) needs
+// Event (489), Subscription-State (400) and a To tag (481). sipside keeps
+// no dialog state: a Dialog value (Call-ID, tags, remote target, route set,
+// CSeqs) is the caller's, plain JSON for storage, and SendInDialog sends an
+// initial or in-dialog SUBSCRIBE or a NOTIFY along its route set (loose or
+// strict routing, RFC 3261 §12.2.1.1) and returns the updated Dialog.
+//
 // # Not done yet
 //
-// SUBSCRIBE/NOTIFY (presence), INVITE/ACK/BYE with SDP for MSRP sessions,
-// and REFER come with later issues; until then those methods are answered
-// 405 with Allow. There is no digest authentication, no DTLS, and no
+// INVITE/ACK/BYE with SDP for MSRP sessions, and REFER, come with later
+// issues; until then those methods are answered 405 with Allow. There is no digest authentication, no DTLS, and no
 // retry over UDP when a TCP connection for a large request is refused
 // (RFC 3261 §18.1.1 SHOULD). Throttling per destination (RFC 3428 §8: one
 // pending MESSAGE per URI) is the caller's job.
