@@ -355,15 +355,28 @@ func (s *Session) maybeDoneLocked(om *outMsg) {
 // chunk. Send assigns m.ID when it is empty; the caller must not change m
 // while Send runs.
 func (s *Session) Send(ctx context.Context, m *Message) error {
+	wait, err := s.Enqueue(m)
+	if err != nil {
+		return err
+	}
+	return wait(ctx)
+}
+
+// Enqueue queues m behind the messages already queued, as Send does, and
+// returns at once with a function that waits for m's outcome exactly as
+// Send would (call it once). Messages queued one after another leave in
+// that order while their outcomes are awaited separately: a message
+// waiting for its success REPORT does not hold up the next one.
+func (s *Session) Enqueue(m *Message) (wait func(ctx context.Context) error, err error) {
 	if m.ID == "" {
 		id, err := s.ids.next()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		m.ID = id
 	}
 	if err := m.check(); err != nil {
-		return err
+		return nil, err
 	}
 	om := newOutMsg()
 	om.msg = *m
@@ -371,9 +384,9 @@ func (s *Session) Send(ctx context.Context, m *Message) error {
 	om.awaitResp = m.wantsResponses()
 	om.needReport = m.SuccessReport
 	if err := s.enqueue(om); err != nil {
-		return err
+		return nil, err
 	}
-	return s.wait(ctx, om)
+	return func(ctx context.Context) error { return s.wait(ctx, om) }, nil
 }
 
 // SetNickname sends a NICKNAME request (RFC 7701 s7; MUC-40): nick "" asks

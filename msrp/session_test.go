@@ -883,3 +883,34 @@ func TestSessionInterruptMidChunk(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionEnqueue: messages queued with Enqueue leave in order, and one
+// waiting for its success REPORT does not hold up the next (CHAT-40).
+func TestSessionEnqueue(t *testing.T) {
+	checkLeaks(t)
+	ctx := testCtx(t)
+	p := newPair(t, false, nil, []Option{WithManualSuccessReports()})
+	first := &Message{ContentType: "text/plain", Body: []byte("one"), SuccessReport: true}
+	waitFirst, err := p.a.Enqueue(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := &Message{ContentType: "text/plain", Body: []byte("two")}
+	waitSecond, err := p.a.Enqueue(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitSecond(ctx); err != nil {
+		t.Fatalf("second: %v", err)
+	}
+	m1, m2 := recv(t, p.rb.msgs), recv(t, p.rb.msgs)
+	if string(m1.Body) != "one" || string(m2.Body) != "two" {
+		t.Fatalf("order: %q, %q", m1.Body, m2.Body)
+	}
+	if err := p.b.Report(m1, StatusOK, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFirst(ctx); err != nil {
+		t.Errorf("first, after its report: %v", err)
+	}
+}
