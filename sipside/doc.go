@@ -79,10 +79,38 @@
 // initial or in-dialog SUBSCRIBE or a NOTIFY along its route set (loose or
 // strict routing, RFC 3261 §12.2.1.1) and returns the updated Dialog.
 //
+// # INVITE sessions (RFC 3261 §12-15, RFC 3264, RFC 7573)
+//
+// WithInviteHandler serves incoming INVITEs for MSRP chats, where the
+// gateway answers (RFC 7573 §5); UA.Invite sends one, where it offers (§4).
+// The SDP is opaque here (sipside/sdp reads and writes it). An INVITE
+// passes the same admission as every request (403, 400), then: a re-INVITE
+// in a known call is answered 488 (sessions are not renegotiated: a new
+// MSRP path needs a new session, CHAT-62) and one in an unknown dialog
+// 481; no Contact 400; any Require 420 (no extensions are supported, so no
+// 100rel/PRACK); a body other than application/sdp 415 with Accept, a
+// Content-Encoding other than identity 415; no body 488 (sipside always
+// answers, never offers in a 2xx); beyond WithMaxCalls 503 with
+// Retry-After. sipgo's transaction layer sends 100 Trying, answers CANCEL
+// (200, then 487 to the INVITE; the handler's context is cancelled) and
+// retransmits failure responses until their ACK. sipside retransmits a 2xx
+// from T1 doubling to T2 until its ACK (§13.3.1.4) and after 64*T1 without
+// one sends BYE; InviteReply.Then learns the outcome. BYE in a known call
+// is answered 200 and ends it; BYE in an unknown dialog gets 481 (405 when
+// no InviteHandler is set). Outgoing: our Contact (or the caller's GRUU),
+// the route set from Record-Route reversed, the ACK and BYE along it (loose
+// or strict routing), the 1300-byte rule for every request; a cancelled
+// context sends CANCEL in the background once a provisional response
+// allows it (§9.1), and a 2xx that crosses it is ACKed and ended with BYE.
+// UA.Close ends every Call with EndReason "closed" without sending BYE.
+// sipgo's dialog layer is not used (see invite.go for why); its INVITE
+// transactions are.
+//
 // # Not done yet
 //
-// INVITE/ACK/BYE with SDP for MSRP sessions, and REFER, come with later
-// issues; until then those methods are answered 405 with Allow. There is no digest authentication, no DTLS, and no
+// REFER comes with a later issue; until then it is answered 405 with
+// Allow. Forked 2xx responses beyond the first are not ACKed; there is no
+// session timer (RFC 4028) and no early media. There is no digest authentication, no DTLS, and no
 // retry over UDP when a TCP connection for a large request is refused
 // (RFC 3261 §18.1.1 SHOULD). Throttling per destination (RFC 3428 §8: one
 // pending MESSAGE per URI) is the caller's job.

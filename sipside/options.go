@@ -84,6 +84,8 @@ type config struct {
 	handler     MessageHandler
 	subscribe   SubscribeHandler
 	notify      NotifyHandler
+	invite      InviteHandler
+	maxCalls    int
 	minExpires  int
 	maxExpires  int
 	txTimeout   time.Duration
@@ -94,6 +96,8 @@ type config struct {
 
 	// Internal knobs, set by tests of this package.
 	orderWait time.Duration
+	callT1    time.Duration // RFC 3261 T1 and T2 of INVITE sessions (invite.go)
+	callT2    time.Duration
 	lookupSRV func(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
 }
 
@@ -108,6 +112,9 @@ func defaultConfig() *config {
 		maxIncoming: DefaultMaxIncoming,
 		accept:      []string{"text/plain", "message/cpim", "text/html"},
 		orderWait:   defaultOrderWait,
+		maxCalls:    DefaultMaxCalls,
+		callT1:      defaultCallT1,
+		callT2:      defaultCallT2,
 	}
 }
 

@@ -37,6 +37,7 @@ type UA struct {
 	seq      *sequencer
 	workers  *workers
 	srvc     *srvCache
+	calls    *callTable
 	slots    chan struct{}
 	route    *sip.Uri // the outbound proxy with ;lr, or nil
 	uaString string
@@ -98,8 +99,9 @@ func New(opts ...Option) (*UA, error) {
 		slots: make(chan struct{}, cfg.maxInFlight),
 		// Lanes of UDP conversations remember branches for Timer J (64*T1)
 		// so that late retransmissions get no ticket.
-		seq:  newSequencer(cfg.orderWait, DefaultTransactionTimeout, 1<<16, 1<<16),
-		srvc: newSRVCache(cfg.lookupSRV),
+		seq:   newSequencer(cfg.orderWait, DefaultTransactionTimeout, 1<<16, 1<<16),
+		srvc:  newSRVCache(cfg.lookupSRV),
+		calls: newCallTable(cfg.maxCalls),
 	}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.workers = newWorkers(2*time.Second, u.ctx.Done(), &u.wg)
@@ -116,6 +118,9 @@ func New(opts ...Option) (*UA, error) {
 	}
 	if cfg.notify != nil {
 		methods = append(methods, "NOTIFY")
+	}
+	if cfg.invite != nil {
+		methods = append(methods, "INVITE", "ACK", "BYE", "CANCEL")
 	}
 	slices.Sort(methods)
 	u.allow = strings.Join(methods, ", ")
@@ -202,6 +207,13 @@ func New(opts ...Option) (*UA, error) {
 	if cfg.notify != nil {
 		u.srv.OnNotify(u.admitted(u.handleNotify))
 	}
+	if cfg.invite != nil {
+		u.srv.OnInvite(u.admitted(u.handleInvite))
+	}
+	// BYE and ACK of calls made with Invite are served even without an
+	// InviteHandler; for no known call they get what handleOther gives.
+	u.srv.OnAck(u.handleAck)
+	u.srv.OnBye(u.admitted(u.handleBye))
 	if cfg.handler != nil || cfg.subscribe != nil || cfg.notify != nil {
 		// Runs on the read loop, in arrival order, after the transaction
 		// layer has spawned the request's goroutine (see sequencer).
@@ -353,7 +365,9 @@ func (u *UA) Listeners() []Listener {
 // Close stops the listeners, terminates every transaction, closes every
 // connection and waits for the goroutines of the UA: serve loops, running
 // handler calls (their context is cancelled) and SendMessage calls (they
-// return ErrClosed). It is safe to call more than once.
+// return ErrClosed). Every Call ends (Done closes, EndReason "closed")
+// without a BYE: the peer learns of it from its next request or its
+// session timer. It is safe to call more than once.
 func (u *UA) Close() error {
 	u.mu.Lock()
 	if u.closed {
@@ -366,6 +380,7 @@ func (u *UA) Close() error {
 	u.mu.Unlock()
 
 	u.cancel()
+	u.calls.closeAll()
 	u.seq.close()
 	var errs []error
 	for _, c := range closers {
