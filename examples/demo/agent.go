@@ -18,7 +18,8 @@ import (
 )
 
 // agent is the demo's SIP side: stox's outbound proxy, the scripted SIP user
-// bob (any host), and a small registrar that relays MESSAGEs for phones that
+// bob (any host; also bob's presence agent and a presence watcher, see
+// agent_presence.go), and a small registrar that relays MESSAGEs for phones that
 // registered with it. It is a B2BUA for the relayed MESSAGEs (new
 // transaction, same From, To, Call-ID and body), which is enough here.
 type agent struct {
@@ -40,6 +41,10 @@ type agent struct {
 	bobGot chan received
 	// echo makes bob answer what he gets from XMPP users (after the script).
 	echo atomic.Bool
+
+	// pres is bob's presence agent and bob as a watcher
+	// (agent_presence.go).
+	pres presenceAgent
 
 	mu     sync.Mutex
 	phones map[string]binding // "user@host" -> the phone registered for it
@@ -99,6 +104,7 @@ func startAgent(con *console, port int, stoxAddr, sipDomain, xmppDomain string) 
 		bobGot:     make(chan received, 64),
 		phones:     map[string]binding{},
 	}
+	a.pres.init()
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	var err error
 	if a.udp, err = net.ListenPacket("udp", a.addr); err != nil {
@@ -126,6 +132,8 @@ func startAgent(con *console, port int, stoxAddr, sipDomain, xmppDomain string) 
 	}
 	a.srv.OnMessage(a.onMessage)
 	a.srv.OnRegister(a.onRegister)
+	a.srv.OnSubscribe(a.onSubscribe)
+	a.srv.OnNotify(a.onNotify)
 	a.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})

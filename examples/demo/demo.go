@@ -48,6 +48,7 @@ type demo struct {
 	con *console
 
 	buildDir string // where we built stox, removed at close
+	storeDir string // stox's store.path is in it, removed at close
 	prosody  *testbed.Prosody
 	stox     *testbed.Stox
 	agent    *agent
@@ -58,15 +59,18 @@ type demo struct {
 	readStop context.CancelFunc
 	readDone chan struct{}
 	aliceGot chan *testbed.Stanza // messages alice got (the script reads them)
-	echoMu   sync.Mutex
-	echo     bool // alice answers what she gets (after the script)
+	// alicePres gets the presence stanzas and roster pushes alice got
+	// (the script reads them).
+	alicePres chan *testbed.Stanza
+	echoMu    sync.Mutex
+	echo      bool // alice answers what she gets (after the script)
 }
 
 func newDemo(o options, out io.Writer) *demo {
 	if o.stoxLog == "" {
 		o.stoxLog = "info"
 	}
-	return &demo{o: o, con: &console{w: out}, aliceGot: make(chan *testbed.Stanza, 64)}
+	return &demo{o: o, con: &console{w: out}, aliceGot: make(chan *testbed.Stanza, 64), alicePres: make(chan *testbed.Stanza, 64)}
 }
 
 func (d *demo) say(format string, args ...any) { d.con.printf("demo", format, args...) }
@@ -105,7 +109,7 @@ func (d *demo) start(ctx context.Context) error {
 	if d.agent, err = startAgent(d.con, agentPort, stoxAddr, component, xmppDomain); err != nil {
 		return err
 	}
-	d.say("demo SIP agent (SIP user bob, stox's outbound proxy) listening on udp+tcp %s", d.agent.addr)
+	d.say("demo SIP agent (SIP user bob and his presence agent, stox's outbound proxy) listening on udp+tcp %s", d.agent.addr)
 
 	d.say("starting Prosody (domain %s, component %s) ...", xmppDomain, component)
 	d.prosody, err = testbed.StartProsody(ctx, testbed.ProsodyConfig{
@@ -119,6 +123,10 @@ func (d *demo) start(ctx context.Context) error {
 	}
 	d.say("Prosody runs (pid %d): c2s %s, component port %s", d.prosody.PID(), d.prosody.C2SAddr, d.prosody.ComponentAddr)
 
+	// stox keeps presence subscriptions in its store: a temporary one.
+	if d.storeDir, err = os.MkdirTemp("", "stox-demo-store-*"); err != nil {
+		return err
+	}
 	d.stox, err = testbed.StartStox(ctx, bin, d.stoxConfig())
 	if err != nil {
 		return fmt.Errorf("stox: %w", err)
@@ -134,6 +142,11 @@ func (d *demo) start(ctx context.Context) error {
 	d.alice, err = testbed.Dial(ctx, d.prosody.C2SAddr, "alice@"+xmppDomain, accounts["alice"], aliceResource, testbed.WithPresence())
 	if err != nil {
 		return fmt.Errorf("logging alice in: %w", err)
+	}
+	// Asking for her roster makes her an interested resource: Prosody
+	// pushes roster changes to her (RFC 6121 §2.1.6).
+	if err := d.alice.Send(`<iq type='get' id='roster-1'><query xmlns='` + nsRoster + `'/></iq>`); err != nil {
+		return fmt.Errorf("alice's roster: %w", err)
 	}
 	d.say("XMPP user %s logged in, available", d.alice.JID)
 	if err := d.stox.WaitReady(ctx, d.alice, component); err != nil {
@@ -210,9 +223,16 @@ listen         = ["udp:127.0.0.1:%d", "tcp:127.0.0.1:%d"]
 outbound_proxy = "sip:%s;transport=udp"
 trusted        = ["127.0.0.1/32"]
 
+[presence]
+notify_interval = "1s"
+
+[store]
+path = %q
+
 [log]
 level = %q
-`, component, d.prosody.ComponentAddr, secret, xmppDomain, component, d.sipPort, d.sipPort, d.agent.addr, d.o.stoxLog)
+`, component, d.prosody.ComponentAddr, secret, xmppDomain, component, d.sipPort, d.sipPort, d.agent.addr,
+		filepath.Join(d.storeDir, "stox.db"), d.o.stoxLog)
 }
 
 // readAlice prints everything alice gets, hands messages to the script and,
@@ -241,8 +261,20 @@ func (d *demo) readAlice(ctx context.Context) {
 			default:
 			}
 		case "presence":
-			d.con.printf("xmpp", "alice sees presence from %s: %s", from, typeOr(s.Attr("type"), "available"))
+			d.con.printf("xmpp", "alice sees presence from %s: %s", from, describePresence(s))
+			d.aliceApproves(s)
+			select {
+			case d.alicePres <- s:
+			default:
+			}
 		case "iq":
+			if d.rosterPush(s) {
+				select {
+				case d.alicePres <- s:
+				default:
+				}
+				continue
+			}
 			if t := s.Attr("type"); t == "get" || t == "set" {
 				_ = d.alice.Send(fmt.Sprintf(`<iq type='error' to='%s' id='%s'><error type='cancel'><service-unavailable xmlns='%s'/></error></iq>`,
 					xmlEscape(from), xmlEscape(s.Attr("id")), testbed.NSStanzas))
@@ -270,6 +302,20 @@ func (d *demo) aliceAnswers(s *testbed.Stanza) {
 		xmlEscape(from), xmlEscape(typ), time.Now().UnixNano(), xmlEscape("alice (the demo's XMPP user) got your message: "+s.Body())))
 }
 
+// aliceApproves grants subscription requests, except during the script
+// (which approves bob's itself).
+func (d *demo) aliceApproves(s *testbed.Stanza) {
+	d.echoMu.Lock()
+	on := d.echo
+	d.echoMu.Unlock()
+	if !on || s.Attr("type") != "subscribe" {
+		return
+	}
+	from, _, _ := strings.Cut(s.Attr("from"), "/")
+	d.con.printf("xmpp", "XMPP alice approves: <presence to='%s' type='subscribed'/>", from)
+	_ = d.alice.Send(fmt.Sprintf(`<presence to='%s' type='subscribed'/>`, xmlEscape(from)))
+}
+
 // flushLogs gives stox a moment to log what just happened and prints it, so
 // that its lines come out next to the step they belong to.
 func (d *demo) flushLogs() {
@@ -289,6 +335,8 @@ func (d *demo) script(ctx context.Context) error {
 		{"SIP -> XMPP: sip:bob@" + component + " sends a MESSAGE to sip:alice@" + xmppDomain, d.stepSIPToXMPP},
 		{"error, SIP -> XMPP: alice writes to nobody@" + component + "; the SIP side answers 404", d.stepXMPPError},
 		{"error, at stox: bob sends a MESSAGE to sip:alice@example.net, a domain stox does not serve", d.stepSIPError},
+		{"presence, XMPP watches SIP: alice subscribes to bob@" + component + "; the demo agent is bob's presence agent", d.stepXMPPWatchesSIP},
+		{"presence, SIP watches XMPP: SIP bob SUBSCRIBEs to sip:alice@" + xmppDomain + " through stox; alice approves", d.stepSIPWatchesXMPP},
 	}
 	for i, st := range steps {
 		d.say("")
@@ -389,12 +437,14 @@ func (d *demo) awaitAlice(ctx context.Context, match func(*testbed.Stanza) bool)
 	}
 }
 
-// interactive makes alice and bob answer what they get from now on.
+// interactive makes alice and bob answer what they get (and alice approve
+// subscription requests) from now on, and brings bob online again.
 func (d *demo) interactive() {
 	d.echoMu.Lock()
 	d.echo = true
 	d.echoMu.Unlock()
 	d.agent.echo.Store(true)
+	d.agent.setBob(true, "online (the demo's SIP user)")
 }
 
 func (d *demo) banner() {
@@ -405,7 +455,8 @@ func (d *demo) banner() {
 		"",
 		fmt.Sprintf("  Prosody   XMPP domain %s, c2s %s (plain TCP, no TLS), component port %s", xmppDomain, d.prosody.C2SAddr, d.prosody.ComponentAddr),
 		fmt.Sprintf("  stox      component %s, SIP on udp+tcp 127.0.0.1:%d", component, d.sipPort),
-		fmt.Sprintf("  SIP agent udp+tcp %s: stox's outbound proxy, the SIP user bob, a registrar for your phone", d.agent.addr),
+		fmt.Sprintf("  SIP agent udp+tcp %s: stox's outbound proxy, the SIP user bob and his presence agent,", d.agent.addr),
+		"            a registrar for your phone",
 		"",
 		"Connect your own XMPP client:",
 		fmt.Sprintf("  account charlie@%s, password charlie (or alice@%s / alice, the scripted user)", xmppDomain, xmppDomain),
@@ -423,9 +474,15 @@ func (d *demo) banner() {
 		fmt.Sprintf("  register as USER@%s (any USER, any password) with proxy/registrar %s, UDP or TCP;",
 			component, d.agent.addr),
 		fmt.Sprintf("  XMPP users then reach it as USER@%s, and its MESSAGEs to sip:alice@%s", component, xmppDomain),
-		"  go through the agent to stox (page mode only: MESSAGE, no calls, no presence).",
+		"  go through the agent to stox (page mode only: MESSAGE, no calls; the agent does not relay presence).",
 		fmt.Sprintf("  Or send MESSAGE sip:alice@%s straight to stox at 127.0.0.1:%d (udp or tcp); answers", xmppDomain, d.sipPort),
 		"  from XMPP to an unregistered SIP user then end at the demo agent (printed here).",
+		"",
+		fmt.Sprintf("Presence (RFC 8048; stox keeps subscriptions in %s, removed at the end):", filepath.Join(d.storeDir, "stox.db")),
+		fmt.Sprintf("  subscribe to bob@%s: he is online; the demo's SIP agent is his presence agent", component),
+		fmt.Sprintf("  subscribe to alice@%s: she approves every request (after the script)", xmppDomain),
+		"  SIP bob watches alice: log in as alice yourself and change your status; the NOTIFYs that",
+		"  bob gets are printed here",
 		"",
 		"Ctrl-C stops everything this demo started.",
 		"================================================================================",
@@ -440,6 +497,9 @@ func (d *demo) close() error {
 	if d.readStop != nil {
 		d.readStop()
 		<-d.readDone
+	}
+	if d.agent != nil && d.stox != nil && !d.stox.Exited() {
+		d.endWatches()
 	}
 	if d.alice != nil {
 		_ = d.alice.Close()
@@ -460,6 +520,9 @@ func (d *demo) close() error {
 	d.agent.close()
 	if d.buildDir != "" {
 		_ = os.RemoveAll(d.buildDir)
+	}
+	if d.storeDir != "" {
+		_ = os.RemoveAll(d.storeDir)
 	}
 	if len(errs) == 0 {
 		d.say("stopped everything it started")

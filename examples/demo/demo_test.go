@@ -126,6 +126,83 @@ func TestDemoPhone(t *testing.T) {
 	}
 }
 
+// TestDemoPresence checks what the banner promises about presence once the
+// script is over: an XMPP client that subscribes to bob sees him online, one
+// that subscribes to alice is approved and sees her, and a status change of
+// alice reaches SIP bob, who still watches her, as a NOTIFY.
+func TestDemoPresence(t *testing.T) {
+	testbed.Need(t, "prosody", "prosodyctl")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	bin, err := testbed.BuildStox(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDemo(options{randomPorts: true, stoxBin: bin}, logWriter{t})
+	defer func() {
+		if err := d.close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := d.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.script(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d.banner()
+	d.interactive()
+
+	charlie, err := testbed.Dial(ctx, d.prosody.C2SAddr, "charlie@"+xmppDomain, accounts["charlie"], "client", testbed.WithPresence())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer charlie.Close()
+	sctx, scancel := context.WithTimeout(ctx, stepTimeout)
+	defer scancel()
+
+	bob := "bob@" + component
+	if err := charlie.Send(`<presence to='` + bob + `' type='subscribe'/>`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := charlie.Expect(sctx, presenceFrom(bob+"/"+bobDevice, "", "online (the demo's SIP user)")); err != nil {
+		t.Fatalf("charlie never saw bob online: %v (skipped %v)", err, charlie.Skipped())
+	}
+
+	alice := "alice@" + xmppDomain
+	if err := charlie.Send(`<presence to='` + alice + `' type='subscribe'/>`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := charlie.Expect(sctx, presenceFrom(alice+"/"+aliceResource, "", "")); err != nil {
+		t.Fatalf("charlie never saw alice: %v (skipped %v)", err, charlie.Skipped())
+	}
+
+	if err := d.alice.Send(`<presence><show>dnd</show><status>in a meeting</status></presence>`); err != nil {
+		t.Fatal(err)
+	}
+	n, err := d.awaitNotify(sctx, "alice in a meeting", func(n watchNotify) bool { return hasBasic(n, "open", "in a meeting") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.tuples[0].Show != "dnd" {
+		t.Errorf("NOTIFY tuple %+v, want show dnd", n.tuples[0])
+	}
+}
+
+func TestPIDF(t *testing.T) {
+	body := bobPIDF("pres:bob@"+component, "sip:bob@127.0.0.1:5070", bobState{open: true, note: "a <b> & c"})
+	ts, err := parsePIDF(body)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	if len(ts) != 1 || ts[0].ID != bobTupleID || ts[0].Basic != "open" || ts[0].Note != "a <b> & c" {
+		t.Errorf("parsed %+v from\n%s", ts, body)
+	}
+	if _, err := parsePIDF([]byte(`<presence xmlns="urn:example:other"/>`)); err == nil {
+		t.Error("a document outside the PIDF namespace was read")
+	}
+}
+
 // phone is a SIP phone for carol@sip.example.com, on UDP.
 type phone struct {
 	ua    *sipgo.UserAgent

@@ -3,15 +3,18 @@
 // Command demo is what `make demo` runs: a Prosody server, stox, a scripted
 // XMPP user (alice@example.com) and a scripted SIP user (bob@sip.example.com),
 // all on loopback. It shows a message crossing each way and errors coming
-// back, then keeps running and prints how to connect your own XMPP client and
-// SIP phone; Ctrl-C stops everything it started.
+// back, then presence both ways: alice watches bob come online and go
+// offline, and bob (a SIP watcher) gets NOTIFYs as alice approves him and
+// goes offline and online. It then keeps running and prints how to connect
+// your own XMPP client and SIP phone; Ctrl-C stops everything it started.
 //
 //	go run ./examples/demo                run until Ctrl-C (SIGINT or SIGTERM)
 //	go run ./examples/demo -once          run the scripted exchange, check it, exit 0 or 1
 //
 // Prosody and prosodyctl must be installed (`make demo` installs them).
 // The SIP user is a small SIP agent in this program (sipgo), which is also
-// stox's outbound proxy and a registrar for your own SIP phone.
+// bob's presence agent, stox's outbound proxy and a registrar for your own
+// SIP phone.
 package main
 
 import (
