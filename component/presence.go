@@ -150,9 +150,11 @@ type inDialog struct {
 	expiry    *ptimer
 	lastSent  time.Time
 	inFlight  bool
-	dirty     bool    // changed since the last NOTIFY
-	later     *ptimer // the rate-limited NOTIFY
-	sentState string  // the last state sent: pending or active
+	dirty     bool     // changed since the last NOTIFY
+	forced    bool     // the change waiting for inFlight is a state change: no rate limit
+	later     *ptimer  // the rate-limited NOTIFY
+	shown     []string // the resources open in the last PIDF sent (PRES-41)
+	sentState string   // the last state sent: pending or active
 	// final: an unsubscribe or fetch waiting for presence before its
 	// terminating NOTIFY (PRES-26).
 	final *ptimer

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"mime"
+	"slices"
 	"time"
 
 	"github.com/stox-gw/stox/mapping"
@@ -168,6 +169,7 @@ func (p *presenceEngine) notify(dl *inDialog, force bool) {
 	}
 	if dl.inFlight {
 		dl.dirty = true
+		dl.forced = dl.forced || force
 		return
 	}
 	if wait := p.cfg.NotifyInterval - time.Since(dl.lastSent); !force && wait > 0 {
@@ -182,6 +184,7 @@ func (p *presenceEngine) notify(dl *inDialog, force bool) {
 	}
 	p.cancel(dl.later)
 	dl.later = nil
+	dl.forced = false
 	s := dl.sub
 	state := mapping.SubscriptionState{State: mapping.SubStatePending, HasExpires: true}
 	var body []byte
@@ -190,7 +193,7 @@ func (p *presenceEngine) notify(dl *inDialog, force bool) {
 		state.State = mapping.SubStateActive
 		if s.known {
 			var err error
-			body, lang, err = p.pidf(s)
+			body, lang, err = p.pidf(s, dl.withGone(s.pres.Available()))
 			if err != nil {
 				p.log.Error("PIDF not built", "user", s.key.jid, "err", err)
 				body = nil
@@ -202,14 +205,31 @@ func (p *presenceEngine) notify(dl *inDialog, force bool) {
 	dl.sentState = state.State
 	p.sendNotify(dl, state, body, lang, func(ok bool) {
 		if ok && dl.dirty {
-			p.notify(dl, false)
+			p.notify(dl, dl.forced)
 		}
 	})
 }
 
-// pidf renders the XMPP user's presence for the watcher (CHECKLIST 4.4).
-func (p *presenceEngine) pidf(s *inSub) ([]byte, string, error) {
-	return p.g.addr.PresenceToPIDF(s.key.jid, s.pres.Available(), mapping.PIDFOptions{
+// withGone adds to ps, the available resources, a closed presence for each
+// resource the last PIDF sent in dl showed open and that has gone since, so
+// that its tuple reads closed once (PRES-41), and records what ps shows.
+func (dl *inDialog) withGone(ps []mapping.Presence) []mapping.Presence {
+	open := make([]string, 0, len(ps))
+	for _, mp := range ps {
+		open = append(open, mp.From)
+	}
+	for _, from := range dl.shown {
+		if !slices.Contains(open, from) {
+			ps = append(ps, mapping.Presence{From: from, Type: mapping.PresenceUnavailable})
+		}
+	}
+	dl.shown = open
+	return ps
+}
+
+// pidf renders the XMPP user's presence ps for the watcher (CHECKLIST 4.4).
+func (p *presenceEngine) pidf(s *inSub, ps []mapping.Presence) ([]byte, string, error) {
+	return p.g.addr.PresenceToPIDF(s.key.jid, ps, mapping.PIDFOptions{
 		Timestamp: p.g.now().UTC().Format(time.RFC3339Nano), RPID: true,
 	})
 }
@@ -286,7 +306,7 @@ func (p *presenceEngine) terminate(dl *inDialog, reason string) {
 	if reason == mapping.ReasonTimeout {
 		var err error
 		if s.auth == authGranted && s.known {
-			body, lang, err = p.pidf(s)
+			body, lang, err = p.pidf(s, s.pres.Available())
 		} else {
 			body, lang, err = p.g.addr.PresenceToPIDF(s.key.jid, nil, mapping.PIDFOptions{Timestamp: p.g.now().UTC().Format(time.RFC3339Nano)})
 		}

@@ -212,8 +212,17 @@ func (p *presenceEngine) sendSubscribe(o *outSub, expires int) {
 // PRES-15).
 func (p *presenceEngine) subscribeDone(o *outSub, refresh bool, expires int, res sipside.DialogResult, err error) {
 	o.inFlight = false
-	if o.closing || p.outs[o.key] != o || res.Dialog.CallID != o.d.CallID {
-		return // unsubscribed or replaced meanwhile
+	if o.closing || p.outs[o.key] != o {
+		return // unsubscribed meanwhile
+	}
+	if res.Dialog.CallID != o.d.CallID {
+		// Replaced meanwhile (a terminated NOTIFY, Timer N): a resubscribe
+		// that found this request in flight did nothing, so the new dialog
+		// is subscribed now unless a retry is already due.
+		if !o.stopped && o.refresh == nil && !o.d.Established() {
+			p.resubscribe(o, 0)
+		}
+		return
 	}
 	code := res.Code
 	if err != nil {
@@ -270,6 +279,7 @@ func (p *presenceEngine) subscribeDone(o *outSub, refresh bool, expires int, res
 	switch action {
 	case mapping.ActionUnsubscribed:
 		p.endOut(o, true)
+		return // gone, also from the store
 	case mapping.ActionRetryMinExpires:
 		if res.MinExpires > 0 && !o.triedMin {
 			o.triedMin = true
