@@ -172,6 +172,7 @@ type outSub struct {
 	expiresAt  time.Time
 	inFlight   bool
 	gotNotify  bool
+	gotDoc     bool // a PIDF document came (the next ones send only changes)
 	triedMin   bool
 	failures   int
 	lastSub    time.Time

@@ -395,6 +395,12 @@ func (p *presenceEngine) inPresence(k pairKey, x *xpres) {
 	if s == nil {
 		return // nobody on SIP watches
 	}
+	if s.auth != authGranted {
+		// Not the user's presence for this watcher yet: her server answers
+		// a subscribe it holds for approval with unavailable (Prosody
+		// does); once she approves, it sends her real presence.
+		return
+	}
 	changed, err := s.pres.Apply(x.mp)
 	if err != nil {
 		p.log.Info("XMPP presence not mapped", "from", x.from, "to", x.to, "err", err)
@@ -548,6 +554,10 @@ func (p *presenceEngine) applyNotify(o *outSub, ps []mapping.Presence, hasBody b
 	if !hasBody {
 		return
 	}
+	before := make(map[string]mapping.Presence, o.pres.Len())
+	for _, mp := range o.pres.Available() {
+		before[mp.From] = mp
+	}
 	gone, err := o.pres.Replace(ps)
 	if err != nil {
 		p.log.Info("PIDF presence not applied", "contact", o.key.uri, "err", err)
@@ -556,7 +566,22 @@ func (p *presenceEngine) applyNotify(o *outSub, ps []mapping.Presence, hasBody b
 	for _, mp := range gone {
 		p.sendPresence(mp, o.key.jid)
 	}
+	// The first document is sent whole; later ones only what changed (a
+	// refresh NOTIFY repeats the same state).
+	first := !o.gotDoc
+	o.gotDoc = true
+	now := make(map[string]mapping.Presence, o.pres.Len())
+	for _, mp := range o.pres.Available() {
+		now[mp.From] = mp
+	}
 	for _, mp := range ps {
+		if !first {
+			old, was := before[mp.From]
+			cur, is := now[mp.From]
+			if was == is && (!is || old == cur) {
+				continue // unchanged
+			}
+		}
 		p.sendPresence(mp, o.key.jid)
 	}
 }

@@ -454,6 +454,15 @@ func TestPresenceSIPWatcherLifecycle(t *testing.T) {
 	d := h.watch("w1", romeoURI, romeoJID)
 	h.none()  // PRES-23: no probe while the watcher is not authorized
 	h.noReq() // one NOTIFY only
+	// Prosody answers the subscribe it holds for approval with an
+	// unavailable from the bare JID: not her presence for this watcher.
+	h.in(`<presence type='unavailable' from='juliet@example.com' to='romeo\40example.net@sip.example.com'/>`)
+	h.onLoop(func(p *presenceEngine) {
+		if s := p.ins[pairKey{jid: "juliet@example.com", uri: romeoURI}]; s == nil || s.known {
+			t.Errorf("presence before approval was taken as the user's state")
+		}
+	})
+	h.noReq()
 
 	// The XMPP user approves: NOTIFY active, empty as her presence is not
 	// known yet (PRES-24). It is held in flight while her two resources
@@ -871,8 +880,8 @@ func TestPresenceXMPPWatcherLifecycle(t *testing.T) {
 	h.none()
 	// PRES-42: a tuple missing from the next document is unavailable.
 	n.notifyOK("active;expires=3600", pidfBody("pres:romeo@example.net", "ID-desk=open"))
+	// The unchanged desk resource is not sent again.
 	h.presenceOut(romeoJID+"/phone", julietJID, "unavailable")
-	h.presenceOut(romeoJID+"/desk", julietJID, "")
 	h.none()
 	// An empty body changes nothing (RFC 3856 §6.8).
 	n.notifyOK("active;expires=3600", nil)
