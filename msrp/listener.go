@@ -1,6 +1,7 @@
 package msrp
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -20,8 +21,11 @@ type Listener struct {
 	opts   []Option
 	ln     net.Listener
 	secure bool
-	doneCh chan struct{}
-	wg     sync.WaitGroup
+	// reusable: Listen bound the socket with reuseControl, so Dialer may
+	// connect from its address.
+	reusable bool
+	doneCh   chan struct{}
+	wg       sync.WaitGroup
 
 	mu       sync.Mutex
 	closed   bool
@@ -30,9 +34,12 @@ type Listener struct {
 }
 
 // Listen listens on a TCP address ("tcp", "127.0.0.1:2855"); with
-// WithTLSConfig it serves msrps.
+// WithTLSConfig it serves msrps. Where the system allows it (Linux), the
+// socket is bound with SO_REUSEADDR and SO_REUSEPORT so that Dialer can
+// connect from the listening port (see Dialer).
 func Listen(network, address string, opts ...Option) (*Listener, error) {
-	ln, err := net.Listen(network, address)
+	lc := net.ListenConfig{Control: reuseControl}
+	ln, err := lc.Listen(context.Background(), network, address)
 	if err != nil {
 		return nil, fmt.Errorf("msrp: listen: %w", err)
 	}
@@ -41,6 +48,7 @@ func Listen(network, address string, opts ...Option) (*Listener, error) {
 		ln.Close()
 		return nil, err
 	}
+	l.reusable = true
 	return l, nil
 }
 
@@ -70,6 +78,20 @@ func NewListener(ln net.Listener, opts ...Option) (*Listener, error) {
 
 // Addr returns the listening address.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Dialer returns a dialer (for WithDialer) whose connections leave from
+// the listening address, where the system allows it (Linux, a Listener made
+// by Listen), and from any port otherwise. A relay such as Kamailio's msrp
+// module delivers frames for a URI to the host:port in it and reuses a
+// connection only when it comes from that port: an active session whose
+// URI names this listener must connect from it, or the relay's frames come
+// back on a new connection that the session is not bound to (RFC 4976 s6).
+func (l *Listener) Dialer() *net.Dialer {
+	if !reusable || !l.reusable {
+		return &net.Dialer{}
+	}
+	return &net.Dialer{LocalAddr: l.ln.Addr(), Control: reuseControl}
+}
 
 // Secure reports whether the listener serves msrps.
 func (l *Listener) Secure() bool { return l.secure }
