@@ -23,6 +23,10 @@
 //     parsed message trace); UAS and UAC build the arguments of the scenarios
 //     in integration/testdata/sipp; SendRawSIP sends arbitrary (malformed)
 //     bytes and returns the final response.
+//   - SIPp sessions (INVITE, e.g. the SIP leg of an MSRP chat, RFC 7573):
+//     StartCaller (Invite: uac_invite.xml) with Response, Hangup, WaitBye;
+//     StartCallee (Answer: uas_invite.xml) with Addr, Invite, Hangup,
+//     WaitBye. SDP bodies go through a file that SIPp inserts as is.
 //
 // # SIPp scenarios (integration/testdata/sipp)
 //
@@ -40,6 +44,16 @@
 //     call with a receive timeout on a mismatch (in 3.6.1 neither strcmp
 //     check_it nor stop_call marks a call failed). SIPp exits 1 and ErrLog
 //     says "expected status X, got Y".
+//   - uac_invite.xml / uas_invite.xml: one INVITE session each (caller,
+//     callee). The SDP body comes from a file named by -key sdp_file and
+//     inserted with [file name="[sdp_file]"] when SIPp sends, so it may hold
+//     CRLF and ';'. The caller checks the final status like
+//     uac_message.xml; the callee answers -key code like uas_message.xml.
+//     Either side hangs up on a go-ahead MESSAGE with the call's Call-ID
+//     sent to its own port, or answers the far end's BYE. Over TCP SIPp
+//     fails a call still running when the peer closes the connection, so
+//     each path ends on its last message (next="done"), with no <nop> or
+//     <pause> after it.
 //
 // SIPp exits 0 when every call succeeded, 1 when one failed, 97 on an
 // internal command, 99 when it stopped without processing a call, 255/254 on

@@ -551,13 +551,16 @@ func TestKamailioMSRPRelay(t *testing.T) {
 		return FormatMSRPRequest(tid, "SEND", []string{p.pathB, p.b.URI}, []string{p.a.URI},
 			append([]Header{{"Message-ID", "big"}, {"Byte-Range", rng}}, text...), body, flag)
 	}
-	if err := p.a.Write(chunk(tid1, "1-5/10", "01234", '+') + chunk(tid2, "6-10/10", "56789", '$')); err != nil {
-		t.Fatal(err)
-	}
+	// One chunk at a time: two frames in one TCP segment sometimes make
+	// Kamailio 5.6's msrp module lose the target connection for the second
+	// ("connection gone", about one run in six).
 	for _, want := range []struct {
-		tid, body string
-		flag      byte
-	}{{tid1, "01234", '+'}, {tid2, "56789", '$'}} {
+		tid, rng, body string
+		flag           byte
+	}{{tid1, "1-5/10", "01234", '+'}, {tid2, "6-10/10", "56789", '$'}} {
+		if err := p.a.Write(chunk(want.tid, want.rng, want.body, want.flag)); err != nil {
+			t.Fatal(err)
+		}
 		f := expectFrame(t, ctx, p.b, "chunk")
 		if f.TID != want.tid || f.Body != want.body || f.Flag != want.flag {
 			t.Fatalf("chunk %s: got\n%s", want.tid, f.Raw)
