@@ -51,6 +51,10 @@ type Config struct {
 	// Presence configures presence (RFC 8048); it is on when the SIP side
 	// can send in dialogs (DialogSender) and Presence.Disabled is false.
 	Presence PresenceConfig
+	// Chat configures MSRP chat sessions (RFC 7573); they are on when the
+	// SIP side can make calls (CallSender) and Chat.Listener is set.
+	Chat ChatConfig
+
 	// PresenceDisabled turns presence off: presence stanzas are ignored
 	// (subscribe and probe answered service-unavailable) and SUBSCRIBE
 	// is answered 489.
@@ -127,6 +131,7 @@ type Gateway struct {
 	sessions *registry
 	senders  *senderPool
 	presence *presenceEngine // nil when presence is off
+	chats    *chatEngine     // nil when chat sessions are off
 
 	pingMu  sync.Mutex
 	pings   map[string]chan *Element
@@ -166,6 +171,9 @@ func New(cfg Config, sip SIPSender, opts ...Option) (*Gateway, error) {
 	g.sessions = newRegistry(g)
 	g.senders = newSenderPool(senderIdle, g.ctx.Done(), &g.wg)
 	g.iqs = g.builtinIQHandlers()
+	if cs, ok := sip.(CallSender); ok && cfg.Chat.Listener != nil {
+		g.chats = newChats(g, cs, cfg.Chat)
+	}
 	if ds, ok := sip.(DialogSender); ok && !cfg.PresenceDisabled {
 		g.presence = newPresence(g, ds, cfg.Presence)
 		if err := g.presence.start(); err != nil {
@@ -358,6 +366,9 @@ const senderIdle = 2 * time.Second
 // answered (delivered, or an error stanza). It does not close the stream; the
 // stream ends when Run's context ends.
 func (g *Gateway) Close(grace time.Duration) {
+	if g.chats != nil {
+		g.chats.close(grace)
+	}
 	if g.presence != nil {
 		g.presence.close()
 	}

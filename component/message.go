@@ -38,6 +38,15 @@ func (g *Gateway) handleMessage(e *Element) {
 		return
 	}
 	xm := messageFromStanza(e)
+	if g.chats != nil && g.chats.route(e, xm) {
+		return // a chat session carries it (RFC 7573)
+	}
+	g.pageMode(e, xm)
+}
+
+// pageMode sends an XMPP message as a SIP MESSAGE (RFC 7572).
+func (g *Gateway) pageMode(e *Element, xm mapping.XMPPMessage) {
+	typ := e.AttrValue("type")
 	sm, err := g.addr.MessageToSIP(xm)
 	if err != nil {
 		if errors.Is(err, mapping.ErrNoBody) {

@@ -46,6 +46,7 @@ func (g *Gateway) WriteMetrics(w io.Writer) error {
 		{"stox_presence_sip_requests_total", "", "", `method="SUBSCRIBE",result="sent"`, g.presenceGauge(func(p *presenceEngine) uint64 { return p.subscribes.Load() })},
 		{"stox_presence_sip_requests_total", "", "", `method="SUBSCRIBE",result="failed"`, g.presenceGauge(func(p *presenceEngine) uint64 { return p.subFail.Load() })},
 		{"stox_presence_stanzas_total", "Presence stanzas sent to XMPP.", "counter", "", g.presenceGauge(func(p *presenceEngine) uint64 { return p.stanzasOut.Load() })},
+		{"stox_chat_sessions", "MSRP chat sessions up or being set up.", "gauge", "", g.chatCount()},
 		{"go_goroutines", "Goroutines of the stox process.", "gauge", "", uint64(runtime.NumGoroutine())},
 	}
 	for _, l := range lines {
@@ -78,4 +79,12 @@ func (g *Gateway) presenceGauge(f func(*presenceEngine) uint64) uint64 {
 		return 0
 	}
 	return f(g.presence)
+}
+
+// chatCount is the number of chat sessions, 0 when chats are off.
+func (g *Gateway) chatCount() uint64 {
+	if g.chats == nil {
+		return 0
+	}
+	return uint64(g.chats.count())
 }

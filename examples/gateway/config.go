@@ -64,11 +64,17 @@ type SIPConfig struct {
 }
 
 type MSRPConfig struct {
-	Listen string `toml:"listen"`
+	Listen  string `toml:"listen"`   // tcp:HOST:PORT or tls:HOST:PORT
+	Host    string `toml:"host"`     // address in SDP and MSRP URIs; default the listen host
+	TLSCert string `toml:"tls_cert"` // for a tls: listener
+	TLSKey  string `toml:"tls_key"`
 }
 
 type ChatConfig struct {
-	Mode string `toml:"mode"`
+	Mode        string   `toml:"mode"`
+	IdleTimeout Duration `toml:"idle_timeout"` // CHAT-61; default 10m
+	Queue       int      `toml:"queue"`        // messages waiting per session; default 100
+	MaxSessions int      `toml:"max_sessions"` // default 10000
 }
 
 type StoreConfig struct {
@@ -245,6 +251,20 @@ func (c *Config) validate() error {
 		if err != nil || (tr != "tcp" && tr != "tls") {
 			return keyErr("msrp.listen", "want tcp:HOST:PORT or tls:HOST:PORT")
 		}
+		if tr == "tls" && (c.MSRP.TLSCert == "" || c.MSRP.TLSKey == "") {
+			return keyErr("msrp.tls_cert", "a tls: listener needs msrp.tls_cert and msrp.tls_key")
+		}
+		host, _, _ := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(c.MSRP.Listen, "tcp:"), "tls:"))
+		if a, err := netip.ParseAddr(host); err == nil && a.IsUnspecified() && c.MSRP.Host == "" {
+			return keyErr("msrp.host", "required when msrp.listen binds every address: the address peers connect to (put in SDP)")
+		}
+	}
+	if c.MSRP.Host != "" {
+		if err := checkDomain(c.MSRP.Host); err != nil {
+			if _, perr := netip.ParseAddr(c.MSRP.Host); perr != nil {
+				return keyErr("msrp.host", "want a host name or an IP address")
+			}
+		}
 	}
 	pr := &c.Presence
 	if pr.SubscribeExpires < 0 || pr.MaxSubscriptions < 0 || pr.RestoreRate < 0 {
@@ -269,9 +289,14 @@ func (c *Config) validate() error {
 	case "", "message":
 		c.Chat.Mode = "message"
 	case "msrp", "auto":
-		return keyErr("chat.mode", "%q is not implemented yet; only \"message\" (page mode) works in this version", c.Chat.Mode)
+		if c.MSRP.Listen == "" {
+			return keyErr("chat.mode", "%q needs msrp.listen", c.Chat.Mode)
+		}
 	default:
 		return keyErr("chat.mode", "want \"message\", \"msrp\" or \"auto\", not %q", c.Chat.Mode)
+	}
+	if c.Chat.Queue < 0 || c.Chat.MaxSessions < 0 {
+		return keyErr("chat", "limits must not be negative")
 	}
 	for i, j := range c.Admin.JIDs {
 		if !strings.Contains(j, "@") || strings.ContainsAny(j, " /") {

@@ -66,6 +66,12 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"[log]\nlevel = \"loud\"", "log.level"},
 		{"[log]\nformat = \"xml\"", "log.format"},
 		{"[msrp]\nlisten = \"udp:127.0.0.1:2855\"", "msrp.listen"},
+		{"[msrp]\nlisten = \"tls:127.0.0.1:2855\"", "msrp.tls_cert"},
+		{"[msrp]\nlisten = \"tcp:0.0.0.0:2855\"", "msrp.host"},
+		{"[msrp]\nlisten = \"tcp:127.0.0.1:2855\"\nhost = \"a b\"", "msrp.host"},
+		{"[chat]\nqueue = -1", "chat"},
+		{"[presence]\nsubscribe_expires = 10", "presence.subscribe_expires"},
+		{"[presence]\nmin_expires = 100\nmax_expires = 50", "presence.max_expires"},
 		{"[admin]\njids = [\"not a jid\"]", "admin.jids[0]"},
 		{"[store]\npaht = \"x\"", "store.paht"},
 	}

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/stox-gw/stox/component"
 	"github.com/stox-gw/stox/component/store"
 	"github.com/stox-gw/stox/mapping"
+	"github.com/stox-gw/stox/msrp"
 	"github.com/stox-gw/stox/sipside"
 )
 
@@ -151,6 +153,16 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	} else if cfg.Presence.enabled() {
 		log.Warn("store.path is not set: presence subscriptions are kept in memory only and lost on restart")
 	}
+	var msrpLn *msrp.Listener
+	if cfg.MSRP.Listen != "" {
+		if msrpLn, err = listenMSRP(cfg, log); err != nil {
+			return err
+		}
+		defer msrpLn.Close()
+		opts = append(opts, sipside.WithInviteHandler(func(ctx context.Context, inv *sipside.IncomingInvite) sipside.InviteReply {
+			return gw.HandleSIPInvite(ctx, inv)
+		}))
+	}
 	ua, err := sipside.New(opts...)
 	if err != nil {
 		return err
@@ -180,6 +192,14 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			RestoreRate:      cfg.Presence.RestoreRate,
 		},
 		PresenceDisabled: !cfg.Presence.enabled(),
+		Chat: component.ChatConfig{
+			Mode:        cfg.Chat.Mode,
+			Listener:    msrpLn,
+			Host:        cfg.MSRP.Host,
+			Idle:        cfg.Chat.IdleTimeout.Duration,
+			Queue:       cfg.Chat.Queue,
+			MaxSessions: cfg.Chat.MaxSessions,
+		},
 	}, ua, component.WithLogger(log.With("side", "xmpp")))
 	if err != nil {
 		return err
@@ -187,9 +207,6 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	if err := ua.Start(ctx); err != nil {
 		return err
-	}
-	if cfg.MSRP.Listen != "" {
-		log.Debug("msrp.listen is accepted but not used yet (MSRP chat is not implemented)")
 	}
 
 	if cfg.Metrics.Listen != "" {
@@ -228,4 +245,23 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// listenMSRP binds msrp.listen (tcp: or tls:).
+func listenMSRP(cfg *Config, log *slog.Logger) (*msrp.Listener, error) {
+	tr, hp, _ := splitListen(cfg.MSRP.Listen) // validated
+	opts := []msrp.Option{msrp.WithLogger(log.With("side", "msrp"))}
+	if tr == "tls" {
+		cert, err := tls.LoadX509KeyPair(cfg.MSRP.TLSCert, cfg.MSRP.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("msrp.tls_cert: %w", err)
+		}
+		opts = append(opts, msrp.WithTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	}
+	ln, err := msrp.Listen("tcp", hp, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("msrp.listen: %w", err)
+	}
+	log.Info("msrp listening", "addr", ln.Addr().String(), "tls", tr == "tls")
+	return ln, nil
 }
