@@ -4,6 +4,10 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -171,4 +175,70 @@ func BenchmarkThroughput(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkHoldSessions holds 10,000 idle sessions in one process (5,000
+// connected pairs over loopback, both ends here, so every figure counts
+// both sides) after one message each way, and reports the memory they hold
+// (issue 5: 10k concurrent sessions within 1 GB RSS). One iteration is the
+// whole set-up; run it with -benchtime=1x.
+func BenchmarkHoldSessions(b *testing.B) {
+	const pairs = 5000
+	for b.Loop() {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		rssBefore := rssBytes()
+		l, err := Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		var all []*Session
+		for i := 0; i < pairs; i++ {
+			urlB := l.URL("127.0.0.1")
+			urlA := URL{Host: "127.0.0.1", Port: 9, SessionID: NewSessionID(), Transport: "tcp"}
+			sb, err := l.Expect(urlB, []URL{urlA})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sa, err := Dial(ctx, urlA, []URL{urlB})
+			if err != nil {
+				b.Fatalf("pair %d: %v", i, err)
+			}
+			<-sb.Bound()
+			if err := sa.Send(ctx, &Message{ContentType: "text/plain", Body: []byte("hello")}); err != nil {
+				b.Fatal(err)
+			}
+			if err := sb.Send(ctx, &Message{ContentType: "text/plain", Body: []byte("hi")}); err != nil {
+				b.Fatal(err)
+			}
+			all = append(all, sa, sb)
+		}
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/float64(len(all)), "heap-B/session")
+		b.ReportMetric(float64(rssBytes()-rssBefore)/float64(len(all)), "rss-B/session")
+		b.ReportMetric(float64(rssBytes()-rssBefore)/(1<<20)*10000/float64(len(all)), "rss-MB/10k-sessions")
+		for _, s := range all {
+			s.Close()
+		}
+		l.Close()
+	}
+}
+
+// rssBytes is the process's resident set size (Linux), 0 elsewhere.
+func rssBytes() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n << 10
+		}
+	}
+	return 0
 }
