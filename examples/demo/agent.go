@@ -19,7 +19,8 @@ import (
 
 // agent is the demo's SIP side: stox's outbound proxy, the scripted SIP user
 // bob (any host; also bob's presence agent and a presence watcher, see
-// agent_presence.go), and a small registrar that relays MESSAGEs for phones that
+// agent_presence.go, and an MSRP chat endpoint, see agent_chat.go), and a
+// small registrar that relays MESSAGEs for phones that
 // registered with it. It is a B2BUA for the relayed MESSAGEs (new
 // transaction, same From, To, Call-ID and body), which is enough here.
 type agent struct {
@@ -45,6 +46,8 @@ type agent struct {
 	// pres is bob's presence agent and bob as a watcher
 	// (agent_presence.go).
 	pres presenceAgent
+	// chat is bob's MSRP chat sessions (agent_chat.go).
+	chat chatSide
 
 	mu     sync.Mutex
 	phones map[string]binding // "user@host" -> the phone registered for it
@@ -130,7 +133,16 @@ func startAgent(con *console, port int, stoxAddr, sipDomain, xmppDomain string) 
 		}
 		return nil, fmt.Errorf("demo SIP agent: %w", err)
 	}
+	if err := a.chat.init(a); err != nil {
+		a.udp.Close()
+		a.tcp.Close()
+		a.ua.Close()
+		return nil, fmt.Errorf("demo SIP agent: %w", err)
+	}
 	a.srv.OnMessage(a.onMessage)
+	a.srv.OnInvite(a.onInvite)
+	a.srv.OnAck(a.onAck)
+	a.srv.OnBye(a.onBye)
 	a.srv.OnRegister(a.onRegister)
 	a.srv.OnSubscribe(a.onSubscribe)
 	a.srv.OnNotify(a.onNotify)
@@ -154,6 +166,7 @@ func (a *agent) close() {
 	_ = a.tcp.Close()
 	_ = a.ua.Close()
 	a.wg.Wait()
+	a.chat.close()
 }
 
 func (a *agent) onMessage(req *sip.Request, tx sip.ServerTransaction) {

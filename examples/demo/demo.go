@@ -55,6 +55,7 @@ type demo struct {
 	alice    *testbed.Client
 
 	sipPort  int // stox's SIP port (UDP and TCP)
+	msrpPort int // stox's MSRP port (TCP)
 	tails    []*tailer
 	readStop context.CancelFunc
 	readDone chan struct{}
@@ -62,8 +63,11 @@ type demo struct {
 	// alicePres gets the presence stanzas and roster pushes alice got
 	// (the script reads them).
 	alicePres chan *testbed.Stanza
-	echoMu    sync.Mutex
-	echo      bool // alice answers what she gets (after the script)
+	// chatBacklog holds events of bob's chats that the script did not
+	// wait for yet (awaitChat; the script's goroutine only).
+	chatBacklog []chatEvent
+	echoMu      sync.Mutex
+	echo        bool // alice answers what she gets (after the script)
 }
 
 func newDemo(o options, out io.Writer) *demo {
@@ -103,6 +107,11 @@ func (d *demo) start(ctx context.Context) error {
 	}
 	agentPort, err := d.port(5070)
 	if err != nil {
+		return err
+	}
+	if !d.o.randomPorts && bindableTCP(2855) {
+		d.msrpPort = 2855 // the MSRP default (RFC 4975 s15.4)
+	} else if d.msrpPort, err = testbed.ReservePort(testbed.TCP); err != nil {
 		return err
 	}
 	stoxAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(d.sipPort))
@@ -210,6 +219,15 @@ func bindable(port int) bool {
 	return true
 }
 
+func bindableTCP(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
 func (d *demo) stoxConfig() string {
 	return fmt.Sprintf(`[xmpp]
 component = %q
@@ -223,6 +241,13 @@ listen         = ["udp:127.0.0.1:%d", "tcp:127.0.0.1:%d"]
 outbound_proxy = "sip:%s;transport=udp"
 trusted        = ["127.0.0.1/32"]
 
+[msrp]
+listen = "tcp:127.0.0.1:%d"
+
+[chat]
+mode         = "auto"
+idle_timeout = "5m"
+
 [presence]
 notify_interval = "1s"
 
@@ -232,7 +257,7 @@ path = %q
 [log]
 level = %q
 `, component, d.prosody.ComponentAddr, secret, xmppDomain, component, d.sipPort, d.sipPort, d.agent.addr,
-		filepath.Join(d.storeDir, "stox.db"), d.o.stoxLog)
+		d.msrpPort, filepath.Join(d.storeDir, "stox.db"), d.o.stoxLog)
 }
 
 // readAlice prints everything alice gets, hands messages to the script and,
@@ -253,7 +278,7 @@ func (d *demo) readAlice(ctx context.Context) {
 			if s.Attr("type") == "error" {
 				d.con.printf("xmpp", "XMPP alice got an error back from %s: %s (for her message id %q)", from, s.ErrorCondition(), s.Attr("id"))
 			} else {
-				d.con.printf("xmpp", "XMPP alice got: %q (from %s, type %s)", s.Body(), from, typeOr(s.Attr("type"), "normal"))
+				d.con.printf("xmpp", "XMPP alice got: %s", describeMessage(s))
 				d.aliceAnswers(s)
 			}
 			select {
@@ -337,6 +362,8 @@ func (d *demo) script(ctx context.Context) error {
 		{"error, at stox: bob sends a MESSAGE to sip:alice@example.net, a domain stox does not serve", d.stepSIPError},
 		{"presence, XMPP watches SIP: alice subscribes to bob@" + component + "; the demo agent is bob's presence agent", d.stepXMPPWatchesSIP},
 		{"presence, SIP watches XMPP: SIP bob SUBSCRIBEs to sip:alice@" + xmppDomain + " through stox; alice approves", d.stepSIPWatchesXMPP},
+		{"chat, SIP starts: bob INVITEs sip:alice@" + xmppDomain + " with an MSRP offer; they chat over MSRP; her <gone/> hangs up", d.stepSIPStartsChat},
+		{"chat, XMPP starts: alice writes to bob@" + component + ", now known to take MSRP; stox INVITEs him; he hangs up", d.stepXMPPStartsChat},
 	}
 	for i, st := range steps {
 		d.say("")
@@ -454,9 +481,9 @@ func (d *demo) banner() {
 		"The scripted exchange worked. Everything keeps running, on 127.0.0.1 only:",
 		"",
 		fmt.Sprintf("  Prosody   XMPP domain %s, c2s %s (plain TCP, no TLS), component port %s", xmppDomain, d.prosody.C2SAddr, d.prosody.ComponentAddr),
-		fmt.Sprintf("  stox      component %s, SIP on udp+tcp 127.0.0.1:%d", component, d.sipPort),
-		fmt.Sprintf("  SIP agent udp+tcp %s: stox's outbound proxy, the SIP user bob and his presence agent,", d.agent.addr),
-		"            a registrar for your phone",
+		fmt.Sprintf("  stox      component %s, SIP on udp+tcp 127.0.0.1:%d, MSRP on tcp 127.0.0.1:%d", component, d.sipPort, d.msrpPort),
+		fmt.Sprintf("  SIP agent udp+tcp %s: stox's outbound proxy, the SIP user bob (his MSRP endpoint on", d.agent.addr),
+		fmt.Sprintf("            tcp %s) and his presence agent, a registrar for your phone", d.agent.chat.lis.Addr()),
 		"",
 		"Connect your own XMPP client:",
 		fmt.Sprintf("  account charlie@%s, password charlie (or alice@%s / alice, the scripted user)", xmppDomain, xmppDomain),
@@ -483,6 +510,13 @@ func (d *demo) banner() {
 		fmt.Sprintf("  subscribe to alice@%s: she approves every request (after the script)", xmppDomain),
 		"  SIP bob watches alice: log in as alice yourself and change your status; the NOTIFYs that",
 		"  bob gets are printed here",
+		"",
+		`MSRP chat sessions (RFC 7573; chat.mode = "auto": MSRP only to SIP users known to take it):`,
+		fmt.Sprintf("  from your XMPP client, write to bob@%s: he took MSRP in the script, so stox INVITEs him", component),
+		"  and your chat runs over MSRP (printed here, bob answers); it ends when your client sends <gone/>",
+		"  (closing the chat, in some clients) or after 5 min idle. Every other SIP user gets page mode.",
+		fmt.Sprintf("  from a SIP client that does MSRP (Blink, for example): INVITE sip:alice@%s straight to stox at", xmppDomain),
+		fmt.Sprintf("  127.0.0.1:%d (udp or tcp); stox accepts for alice and she answers (the agent relays no INVITE)", d.sipPort),
 		"",
 		"Ctrl-C stops everything this demo started.",
 		"================================================================================",

@@ -4,9 +4,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,9 +29,30 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// recorder is a logWriter that also keeps what the console printed.
+type recorder struct {
+	logWriter
+	mu  sync.Mutex
+	out strings.Builder
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	r.out.Write(p)
+	r.mu.Unlock()
+	return r.logWriter.Write(p)
+}
+
+func (r *recorder) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.out.String()
+}
+
 // TestDemoOnce is `go run ./examples/demo -once`: every scripted step must
 // work and everything must stop cleanly (stox is the -race build here, so a
-// data race fails the test).
+// data race fails the test). Each step checks its own outcome; the test
+// checks that the steps ran, the MSRP chat steps included.
 func TestDemoOnce(t *testing.T) {
 	testbed.Need(t, "prosody", "prosodyctl")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -38,8 +61,105 @@ func TestDemoOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := runDemo(ctx, options{once: true, randomPorts: true, stoxBin: bin}, logWriter{t}); err != nil {
+	rec := &recorder{logWriter: logWriter{t}}
+	if err := runDemo(ctx, options{once: true, randomPorts: true, stoxBin: bin}, rec); err != nil {
 		t.Fatal(err)
+	}
+	out := rec.String()
+	for _, want := range []string{
+		"step 7/8: chat, SIP starts",
+		`XMPP alice got: "hello over MSRP" (from bob@` + component + ", type chat, thread bob-",
+		"SIP bob got over MSRP: isComposing, state active",
+		`SIP bob got over MSRP: "hi bob, alice here: your MSRP chat reached me"`,
+		"SIP bob got BYE from stox",
+		"step 8/8: chat, XMPP starts",
+		"SIP bob@" + component + " got INVITE from sip:alice@" + xmppDomain + " (Call-ID demo-chat-2)",
+		"stox connected to bob's MSRP path msrp://127.0.0.1:",
+		`SIP bob got over MSRP: "bob, are you there? (alice starts this chat)"`,
+		"XMPP alice got: <composing/> (from bob@" + component,
+		`XMPP alice got: "yes, here over MSRP too" (from bob@` + component + ", type chat, thread demo-chat-2",
+		"XMPP alice got: <gone/> (from bob@" + component + ", type chat, thread demo-chat-2)",
+		"all steps worked",
+		"stopped everything it started",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the console never printed %q", want)
+		}
+	}
+	if n := strings.Count(out, "demo | ok: "); n != 8 {
+		t.Errorf("%d steps reported ok, want 8", n)
+	}
+}
+
+// TestDemoChat checks what the banner promises about MSRP chats once the
+// script is over: an XMPP client writing to bob gets an MSRP session (bob
+// took MSRP in the script, chat.mode is auto), bob answers over it, the
+// client's <gone/> ends it with a BYE; a session still open when the demo
+// stops is hung up cleanly.
+func TestDemoChat(t *testing.T) {
+	testbed.Need(t, "prosody", "prosodyctl")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	bin, err := testbed.BuildStox(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDemo(options{randomPorts: true, stoxBin: bin}, logWriter{t})
+	defer func() {
+		if err := d.close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := d.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.script(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d.banner()
+	d.interactive()
+
+	charlie, err := testbed.Dial(ctx, d.prosody.C2SAddr, "charlie@"+xmppDomain, accounts["charlie"], "client", testbed.WithPresence())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer charlie.Close()
+	sctx, scancel := context.WithTimeout(ctx, 2*stepTimeout)
+	defer scancel()
+	bob := "bob@" + component
+
+	for i, end := range []bool{true, false} {
+		text := fmt.Sprintf("hi bob, charlie here (%d)", i+1)
+		if err := charlie.Send(`<message type='chat' to='` + bob + `'><body>` + text + `</body></message>`); err != nil {
+			t.Fatal(err)
+		}
+		up, err := d.awaitChat(sctx, "charlie's INVITE", func(ev chatEvent) bool { return ev.kind == evUp })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(up.peer, "sip:charlie@"+xmppDomain) {
+			t.Errorf("INVITE from %s", up.peer)
+		}
+		echo, err := charlie.Expect(sctx, func(s *testbed.Stanza) bool {
+			return s.Name() == "message" && strings.HasSuffix(s.Body(), "over MSRP: "+text)
+		})
+		if err != nil {
+			t.Fatalf("bob's answer never came: %v (skipped %v)", err, charlie.Skipped())
+		}
+		if echo.Attr("from") != bob || echo.Text(testbed.NSClient, "thread") != up.callID {
+			t.Errorf("bob's answer: %s", echo.Raw)
+		}
+		if !end {
+			break // left open: stox hangs up when the demo stops
+		}
+		if err := charlie.Send(`<message type='chat' to='` + bob + `'><gone xmlns='` + nsChatStates + `'/></message>`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.awaitChat(sctx, "the BYE after charlie's <gone/>", func(ev chatEvent) bool {
+			return ev.kind == evBye && ev.callID == up.callID
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -5,16 +5,20 @@
 // all on loopback. It shows a message crossing each way and errors coming
 // back, then presence both ways: alice watches bob come online and go
 // offline, and bob (a SIP watcher) gets NOTIFYs as alice approves him and
-// goes offline and online. It then keeps running and prints how to connect
-// your own XMPP client and SIP phone; Ctrl-C stops everything it started.
+// goes offline and online; then MSRP chat sessions (RFC 7573) both ways:
+// bob INVITEs alice and they chat over MSRP until her <gone/> hangs up, and
+// alice's chat to bob (stox runs with chat.mode = "auto", and bob has shown
+// he takes MSRP) makes stox INVITE him, until he hangs up. It then keeps
+// running and prints how to connect your own XMPP client and SIP phone;
+// Ctrl-C stops everything it started.
 //
 //	go run ./examples/demo                run until Ctrl-C (SIGINT or SIGTERM)
 //	go run ./examples/demo -once          run the scripted exchange, check it, exit 0 or 1
 //
 // Prosody and prosodyctl must be installed (`make demo` installs them).
 // The SIP user is a small SIP agent in this program (sipgo), which is also
-// bob's presence agent, stox's outbound proxy and a registrar for your own
-// SIP phone.
+// bob's presence agent and MSRP endpoint (stox's msrp package), stox's
+// outbound proxy and a registrar for your own SIP phone.
 package main
 
 import (
