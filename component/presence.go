@@ -314,6 +314,16 @@ func (p *presenceEngine) post(f func()) bool {
 	}
 }
 
+// stopping reports whether close has begun.
+func (p *presenceEngine) stopping() bool {
+	select {
+	case <-p.quit:
+		return true
+	default:
+		return false
+	}
+}
+
 // postWait queues work, waiting for room; false when the engine stops.
 func (p *presenceEngine) postWait(f func()) bool {
 	select {

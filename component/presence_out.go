@@ -49,6 +49,11 @@ func (g *Gateway) handlePresence(e *Element) {
 		return
 	}
 	if !g.presence.post(func() { g.presence.onXMPP(x) }) {
+		if g.presence.stopping() {
+			g.log.Info("presence refused: the gateway is shutting down", "from", x.from, "to", x.to, "type", x.typ)
+			g.replyError(e, stanzaErrorFor(ErrClosed))
+			return
+		}
 		g.log.Warn("presence refused: presence queue full", "from", x.from, "to", x.to, "type", x.typ)
 		g.replyError(e, mapping.StanzaError{Type: "wait", Condition: "resource-constraint", Text: "too much presence waiting"})
 	}
