@@ -137,8 +137,8 @@ type inSub struct {
 	auth     string
 	pres     mapping.PresenceState // the XMPP user's presence, as sent to the watcher
 	known    bool                  // pres has been learnt since start
-	dialogs  map[string]*inDialog
-	probeDue *ptimer // a restored subscription's probe
+	dialogs  []*inDialog           // usually one; a slice costs less than a map (100k subscriptions)
+	probeDue *ptimer               // a restored subscription's probe
 }
 
 // inDialog: one SIP watcher dialog (the notifier side).
@@ -155,6 +155,7 @@ type inDialog struct {
 	later     *ptimer  // the rate-limited NOTIFY
 	shown     []string // the resources open in the last PIDF sent (PRES-41)
 	sentState string   // the last state sent: pending or active
+	savedCSeq uint32   // LocalCSeq as last written to the store
 	// final: an unsubscribe or fetch waiting for presence before its
 	// terminating NOTIFY (PRES-26).
 	final *ptimer
@@ -538,6 +539,10 @@ type outRecord struct {
 // goes back (RFC 3261 §12.2.2).
 const cseqMargin = 100
 
+// cseqSaveEvery: a dialog's record is rewritten for its CSeq alone after
+// this many NOTIFYs (less than cseqMargin).
+const cseqSaveEvery = 50
+
 func (p *presenceEngine) saveIn(s *inSub) {
 	if p.cfg.Store == nil {
 		return
@@ -550,6 +555,7 @@ func (p *presenceEngine) saveIn(s *inSub) {
 	r := inRecord{JID: s.key.jid, URI: s.key.uri, Watcher: s.watcher, Auth: s.auth}
 	for _, dl := range s.dialogs {
 		r.Dialogs = append(r.Dialogs, inDialogRecord{Dialog: dl.d, Expires: dl.expiresAt})
+		dl.savedCSeq = dl.d.LocalCSeq
 	}
 	p.markDirty(bucketIn, k, r)
 }

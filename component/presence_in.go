@@ -75,7 +75,7 @@ func (p *presenceEngine) onSubscribe(k pairKey, watcher string, s *sipside.Incom
 				p.log.Warn("SIP SUBSCRIBE refused: too many subscriptions", "watcher", k.uri, "user", k.jid)
 				return sipside.SubscribeReply{Code: 503}
 			}
-			sub = &inSub{key: k, watcher: watcher, dialogs: make(map[string]*inDialog)}
+			sub = &inSub{key: k, watcher: watcher}
 			p.ins[k] = sub
 		}
 		if len(sub.dialogs) >= p.cfg.MaxDialogsPerPair || len(p.inDlg) >= p.cfg.MaxSubscriptions {
@@ -84,7 +84,7 @@ func (p *presenceEngine) onSubscribe(k pairKey, watcher string, s *sipside.Incom
 			return sipside.SubscribeReply{Code: 503}
 		}
 		dl = &inDialog{sub: sub, d: s.Dialog, key: dk}
-		sub.dialogs[dk] = dl
+		sub.dialogs = append(sub.dialogs, dl)
 		p.inDlg[dk] = dl
 		p.log.Info("SIP watcher subscribed", "watcher", k.uri, "user", k.jid, "expires", s.Expires, "call_id", s.Dialog.CallID)
 	} else {
@@ -279,7 +279,11 @@ func (p *presenceEngine) sendNotify(dl *inDialog, state mapping.SubscriptionStat
 			then(p.inDlg[dl.key] == dl)
 		}
 	})
-	p.saveIn(dl.sub)
+	// The CSeq is written every cseqSaveEvery NOTIFYs, not each time:
+	// restore adds cseqMargin, which covers the ones not written.
+	if dl.d.LocalCSeq-dl.savedCSeq >= cseqSaveEvery {
+		p.saveIn(dl.sub)
+	}
 }
 
 // notifyRemoves lists the NOTIFY failures after which the dialog MUST (or,
@@ -328,7 +332,9 @@ func (p *presenceEngine) removeDialog(dl *inDialog) {
 	p.cancel(dl.final)
 	dl.expiry, dl.later, dl.final = nil, nil, nil
 	delete(p.inDlg, dl.key)
-	delete(s.dialogs, dl.key)
+	if i := slices.Index(s.dialogs, dl); i >= 0 {
+		s.dialogs = slices.Delete(s.dialogs, i, i+1)
+	}
 	if len(s.dialogs) == 0 {
 		if o := p.outs[s.key]; o == nil || !o.authorized {
 			p.sendStanza(presenceStanza(s.watcher, s.key.jid, mapping.PresenceUnavailable))
@@ -355,7 +361,7 @@ func (p *presenceEngine) inAuthorized(k pairKey, x *xpres) {
 		if len(p.ins) >= p.cfg.MaxSubscriptions {
 			return
 		}
-		s = &inSub{key: k, watcher: x.sipJID, dialogs: make(map[string]*inDialog)}
+		s = &inSub{key: k, watcher: x.sipJID}
 		p.ins[k] = s
 	}
 	if s.auth == authGranted {
@@ -377,7 +383,7 @@ func (p *presenceEngine) inRevoked(k pairKey, x *xpres, reason string) {
 		return
 	}
 	p.log.Info("SIP watcher not authorized", "user", k.jid, "watcher", k.uri, "reason", reason)
-	for _, dl := range s.dialogs {
+	for _, dl := range slices.Clone(s.dialogs) { // terminate removes from s.dialogs
 		p.terminate(dl, reason)
 	}
 	s.auth = authDenied
@@ -411,7 +417,7 @@ func (p *presenceEngine) inPresence(k pairKey, x *xpres) {
 	if !changed && !first {
 		return
 	}
-	for _, dl := range s.dialogs {
+	for _, dl := range slices.Clone(s.dialogs) { // terminate removes from s.dialogs
 		if dl.final != nil {
 			p.cancel(dl.final)
 			dl.final = nil
@@ -651,7 +657,7 @@ func (p *presenceEngine) restore() error {
 	due := 0
 	for _, r := range ins {
 		k := pairKey{jid: r.JID, uri: r.URI}
-		s := &inSub{key: k, watcher: r.Watcher, auth: r.Auth, dialogs: make(map[string]*inDialog)}
+		s := &inSub{key: k, watcher: r.Watcher, auth: r.Auth}
 		for _, dr := range r.Dialogs {
 			if !dr.Expires.After(now) {
 				continue // expired while we were away
@@ -660,7 +666,7 @@ func (p *presenceEngine) restore() error {
 			d.LocalCSeq += cseqMargin
 			dl := &inDialog{sub: s, d: d, key: dlgKey(d.CallID, d.LocalTag), expiresAt: dr.Expires, sentState: mapping.SubStateActive}
 			dl.expiry = p.after(dr.Expires.Sub(now), func() { p.expire(dl) })
-			s.dialogs[dl.key] = dl
+			s.dialogs = append(s.dialogs, dl)
 			p.inDlg[dl.key] = dl
 		}
 		if len(s.dialogs) == 0 && s.auth == authUnknown {
@@ -695,6 +701,7 @@ func (p *presenceEngine) restore() error {
 			p.outDlg[dlgKey(o.d.CallID, o.d.LocalTag)] = o
 		}
 		p.outs[k] = o
+		p.saveOut(o) // the raised CSeq, before a second restart could reuse it
 		if o.stopped {
 			continue
 		}
