@@ -55,7 +55,9 @@ fuzz:
 # bench: micro-benchmarks of the hot paths with allocations, then the
 # end-to-end bench (examples/bench): Prosody, stox and load generators on
 # loopback, each path next to its ceiling measured in the same run.
-# BENCHFLAGS=-json prints the report as JSON; BENCHFLAGS=-quick is a short run.
+# BENCHFLAGS=-json prints the report as JSON; BENCHFLAGS=-quick is a short run;
+# BENCHFLAGS=-presence-only runs only the presence phase (10k and 100k SIP
+# subscriptions held by a stox process of its own; examples/bench/presence.go).
 BENCHFLAGS ?=
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./mapping ./sipside ./component

@@ -3,7 +3,7 @@
 // Command bench measures stox end to end through a real Prosody on loopback,
 // each path next to its ceiling measured in the same run (issue 3).
 //
-//	go run ./examples/bench            full run (about 2 minutes), a table
+//	go run ./examples/bench            full run (about 4 minutes), a table
 //	go run ./examples/bench -json      the same, as JSON on stdout
 //	go run ./examples/bench -quick     fewer messages, for a smoke test
 //	go run ./examples/bench -profile DIR   also CPU and allocation profiles
@@ -28,6 +28,15 @@
 //	       stox's own rate: the latency stox adds
 //	steps  S->X over UDP, open loop, stepping the offered rate: the highest
 //	       rate without loss and what happens above it
+//
+//	presence  (presence.go) SIP presence subscriptions held by a stox process
+//	       of its own, with a fake XEP-0114 server (fakexmpp.go) and a SIP
+//	       load generator: RSS and live heap at 10,000 and 100,000
+//	       subscriptions, CPU per subscription established and per
+//	       refresh, the NOTIFY fan-out rate of XMPP presence changes, and
+//	       goroutines back to idle. It runs while the stox of the phases
+//	       above settles (idle time: sipgo's 32-second UDP timers);
+//	       -presence-only runs just this phase
 //
 // Every message carries its run, index, conversation, sequence number and
 // send time (track.go): receivers count losses, duplicates, order
@@ -69,6 +78,18 @@ type options struct {
 	stoxEnv    string
 	settle     time.Duration
 	nagle      bool
+
+	presence      bool
+	presenceOnly  bool
+	presCountsStr string
+	presCounts    []int
+	presOut       int
+	presRate      float64
+	presWindow    int
+	presUsers     int
+	presTransport string
+	presNotify    time.Duration
+	presRefresh   int
 }
 
 func main() {
@@ -95,6 +116,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.stoxBin, "stox", "", "stox binary (default: go build ./examples/gateway without -race)")
 	fs.BoolVar(&o.nagle, "prosody-nagle", false, "leave Prosody's Nagle algorithm on (its default; adds delayed-ACK stalls of up to 40 ms)")
 	fs.DurationVar(&o.settle, "settle", 45*time.Second, "longest wait at the end for stox's goroutines to return to idle")
+	fs.BoolVar(&o.presence, "presence", true, "run the presence phase (presence.go)")
+	fs.BoolVar(&o.presenceOnly, "presence-only", false, "run only the presence phase")
+	fs.StringVar(&o.presCountsStr, "presence-counts", "10000,100000", "S->X: SIP watcher subscriptions held at each level (ascending; -quick: 1000,5000)")
+	fs.IntVar(&o.presOut, "presence-out", 5000, "X->S: subscriptions of XMPP users to SIP users, in their own stox process; 0 skips (-quick: 1000)")
+	fs.IntVar(&o.presRefresh, "presence-refresh", 20000, "S->X: dialogs refreshed at each level at most, spread over all of them (-quick: 1000)")
+	fs.Float64Var(&o.presRate, "presence-rate", 4000, "new subscriptions and refreshes started per second at most (0: only the window bounds them)")
+	fs.IntVar(&o.presWindow, "presence-window", 1000, "subscriptions being established (or refreshes, or fan-out NOTIFYs) in flight at most")
+	fs.IntVar(&o.presUsers, "presence-users", 100, "XMPP users the SIP watchers subscribe to (each has subscriptions/users SIP contacts)")
+	fs.StringVar(&o.presTransport, "presence-transport", "tcp", "SIP transport between the load generator and stox: tcp, or udp (adds a 33 s wait per level for sipgo's Timer J)")
+	// stox holds back a NOTIFY of a dialog that would come sooner than
+	// presence.notify_interval (default 5 s) after the previous one. The
+	// active NOTIFY that follows an XMPP user's approval is held back too
+	// when the approval arrives while the pending NOTIFY is in flight (with
+	// the fake server, always): with 5 s every subscription would take 5 s
+	// to become active and the window, not stox, would set the rate.
+	fs.DurationVar(&o.presNotify, "presence-notify-interval", 200*time.Millisecond, "stox's presence.notify_interval in the presence phase")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -104,6 +141,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.quick {
 		o.n = min(o.n, 4000)
 		o.stepDur = min(o.stepDur, time.Second)
+		if !flagSet(fs, "presence-counts") {
+			o.presCountsStr = "1000,5000"
+		}
+		if !flagSet(fs, "presence-out") {
+			o.presOut = 1000
+		}
+		if !flagSet(fs, "presence-refresh") {
+			o.presRefresh = 1000
+		}
+	}
+	for _, f := range strings.Split(o.presCountsStr, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 10 || len(o.presCounts) > 0 && v <= o.presCounts[len(o.presCounts)-1] {
+			fmt.Fprintf(stderr, "bench: -presence-counts: want ascending numbers >= 10, not %q\n", o.presCountsStr)
+			return 2
+		}
+		o.presCounts = append(o.presCounts, v)
+	}
+	if o.presenceOnly {
+		o.presence = true
+	}
+	if o.presWindow < 1 || o.presUsers < 1 || o.presRefresh < 1 || o.presOut < 0 || o.presRate < 0 || (o.presTransport != "udp" && o.presTransport != "tcp") {
+		fmt.Fprintln(stderr, "bench: -presence-window, -presence-users, -presence-refresh >= 1, -presence-out, -presence-rate >= 0, -presence-transport udp or tcp")
+		return 2
 	}
 	if o.n < 100 || o.clients < 1 || o.sipUsers < 1 || o.window < 1 || o.workers < 1 {
 		fmt.Fprintln(stderr, "bench: -n >= 100, and -clients, -sip-users, -window, -sip-workers >= 1")
@@ -114,7 +175,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(stderr, "bench: "+format+"\n", a...)
 	}
-	rep, err := bench(ctx, o, logf)
+	rep, err := benchAll(ctx, o, logf)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
@@ -127,6 +188,60 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printReport(stdout, rep)
 	}
 	return 0
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// benchAll builds stox once and runs the message phases (bench) and the
+// presence phase, each with stox processes of its own.
+func benchAll(ctx context.Context, o options, logf func(string, ...any)) (*Report, error) {
+	started := time.Now()
+	if o.stoxBin == "" {
+		logf("building stox (no -race)")
+		bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		bin, dir, err := buildStox(bctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		o.stoxBin = bin
+	}
+	var pres *PresenceReport
+	var presErr error
+	presence := func() { pres, presErr = benchPresence(ctx, o, logf) }
+	var rep *Report
+	if o.presenceOnly {
+		rep = &Report{Started: started}
+		rep.Host = Host{CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadAvg: loadavg(), StoxBuild: "go build (no -race)", Ticks: ticksPerSecond}
+		presence()
+	} else {
+		// The presence phase has stox processes of its own; it runs while
+		// the message phases' stox settles, which is idle time (see bench).
+		during := presence
+		if !o.presence {
+			during = nil
+		}
+		var err error
+		if rep, err = bench(ctx, o, logf, during); err != nil {
+			return nil, err
+		}
+		rep.Started = started
+	}
+	if o.presence {
+		if presErr != nil {
+			return nil, presErr
+		}
+		rep.Presence = pres
+		rep.Targets = append(rep.Targets, presenceTargets(pres)...)
+	}
+	rep.Host.LoadAvgAt = loadavg()
+	rep.Duration = time.Since(rep.Started).Seconds()
+	return rep, nil
 }
 
 // Report is the whole run, as printed with -json.
@@ -147,6 +262,8 @@ type Report struct {
 
 	Process Process  `json:"stox_process"`
 	Targets []Target `json:"targets"`
+
+	Presence *PresenceReport `json:"presence,omitempty"`
 }
 
 type Host struct {
@@ -228,7 +345,11 @@ func loadavg() string {
 	return string(b)
 }
 
-func bench(ctx context.Context, o options, logf func(string, ...any)) (rep *Report, err error) {
+// bench runs the message phases. during, if not nil, runs on its own
+// goroutine while stox settles at the end (a wait of up to -settle for
+// sipgo's 32-second UDP transaction timers, with stox, Prosody and the load
+// generators idle); bench returns once it has returned too.
+func bench(ctx context.Context, o options, logf func(string, ...any), during func()) (rep *Report, err error) {
 	rep = &Report{Started: time.Now()}
 	rep.Host = Host{CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadAvg: loadavg(), StoxBuild: "go build (no -race)", Ticks: ticksPerSecond}
 	warm := max(o.n/10, 500)
@@ -444,6 +565,14 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (rep *Repo
 	// Back to idle: sipgo keeps UDP server transactions for Timer J (32 s).
 	close(stopPeak)
 	<-peakDone
+	if during != nil {
+		duringDone := make(chan struct{})
+		go func() {
+			defer close(duringDone)
+			during()
+		}()
+		defer func() { <-duringDone }()
+	}
 	rep.Process.GoroutinesPeak = peakG
 	settleStart := time.Now()
 	var end map[string]float64

@@ -60,9 +60,21 @@ func mb(b int64) float64 { return float64(b) / (1 << 20) }
 
 func printReport(w io.Writer, rep *Report) {
 	pr := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
-	h, p := rep.Host, rep.Params
+	h := rep.Host
 	pr("stox end-to-end bench, %s, %.0f s", rep.Started.Format("2006-01-02 15:04:05"), rep.Duration)
 	pr("host: %d CPUs, %s, %s, load average %s -> %s", h.CPUs, h.Go, h.Prosody, strings.TrimSpace(h.LoadAvg), strings.TrimSpace(h.LoadAvgAt))
+	if rep.XS.Stox != nil {
+		printMessages(w, rep)
+	}
+	if rep.Presence != nil {
+		printPresence(w, rep.Presence)
+	}
+	printTargets(w, rep)
+}
+
+func printMessages(w io.Writer, rep *Report) {
+	pr := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	p := rep.Params
 	pr("load: %d messages per phase after %d warm-up; %d XMPP clients x %d SIP users, window %d per client; %d SIP conversations",
 		p.N, p.Warmup, p.Clients, p.SIPUsers, p.Window, p.Workers)
 	pr("")
@@ -130,6 +142,10 @@ func printReport(w io.Writer, rep *Report) {
 		float64(pc.RSSIdleKB)/1024, float64(pc.RSSPeakKB)/1024, float64(pc.RSSEndKB)/1024, mb(pc.HeapIdle), mb(pc.HeapEnd))
 	pr("stox metrics: X->S delivered %.0f failed %.0f refused %.0f; S->X accepted %.0f refused %.0f",
 		pc.MetricsXSOK, pc.MetricsXSFailed, pc.MetricsXSRefuse, pc.MetricsSXOK, pc.MetricsSXRefuse)
+}
+
+func printTargets(w io.Writer, rep *Report) {
+	pr := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 	pr("")
 	pr("targets:")
 	for _, t := range rep.Targets {
@@ -142,5 +158,68 @@ func printReport(w io.Writer, rep *Report) {
 			note = " (" + t.Notes + ")"
 		}
 		pr("  %-6s %-44s want %-10s got %s%s", mark, t.What, t.Want, t.Got, note)
+	}
+}
+
+func printPresence(w io.Writer, p *PresenceReport) {
+	pr := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	pr("")
+	pr("presence (own stox process, fake XEP-0114 server, SIP load generator over %s; at most %.0f/s and %d in flight; %d XMPP users; stox notify_interval %.1f s):",
+		p.Transport, p.RateCap, p.Window, p.XMPPUsers, p.NotifyInterval)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row := func(cols ...string) { fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t") }
+	row("held", "step", "ops", "done", "failed", "ops/s", "stox us/op", "bench us/op", "NOTIFYs", "p50 ms", "p99 ms", "xmpp errors", "note")
+	op := func(held, name string, o *PresOp) {
+		if o == nil {
+			return
+		}
+		lat50, lat99 := "", ""
+		if o.P50 > 0 {
+			lat50, lat99 = fmt.Sprintf("%.1f", o.P50), fmt.Sprintf("%.1f", o.P99)
+		}
+		row(held, name, fmt.Sprint(o.N), fmt.Sprint(o.Done), fmt.Sprint(o.Failed), fmt.Sprintf("%.0f", o.Rate),
+			fmt.Sprintf("%.1f", o.StoxCPU), fmt.Sprintf("%.1f", o.BenchCPU), fmt.Sprint(o.Notifies), lat50, lat99, fmt.Sprint(o.Errors), o.Note)
+	}
+	if in := p.In; in != nil {
+		for _, lv := range in.Levels {
+			h := fmt.Sprint(lv.Subscriptions)
+			op(h, "S->X establish", lv.Establish)
+			op(h, "S->X refresh", lv.Refresh)
+			op(h, "S->X fan-out", lv.Fanout)
+		}
+	}
+	if o := p.Out; o != nil {
+		h := fmt.Sprint(o.Gauges.OutSubs)
+		op(h, "X->S establish", o.Establish)
+		op(h, "X->S refresh", o.Refresh)
+	}
+	tw.Flush()
+	pr("")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row("held", "direction", "RSS MB after establish", "peak", "steady", "anon", "file", "live heap MB", "B/subscription", "store MB", "goroutines idle", "peak seen", "end", "settle s")
+	mem := func(held, dir string, m PresMem, idle, peak, end, settle float64) {
+		row(held, dir, fmt.Sprintf("%.1f", kbMB(m.HeldKB)), fmt.Sprintf("%.1f", kbMB(m.PeakKB)), fmt.Sprintf("%.1f", kbMB(m.SteadyKB)),
+			fmt.Sprintf("%.1f", kbMB(m.AnonKB)), fmt.Sprintf("%.1f", kbMB(m.FileKB)), fmt.Sprintf("%.1f", mb(m.Heap)),
+			fmt.Sprintf("%.0f", m.HeapPerSub), fmt.Sprintf("%.1f", mb(m.StoreBytes)), fmt.Sprintf("%.0f", idle), fmt.Sprintf("%.0f", peak),
+			fmt.Sprintf("%.0f", end), fmt.Sprintf("%.1f", settle))
+	}
+	if in := p.In; in != nil {
+		row("0", "idle", fmt.Sprintf("%.1f", kbMB(in.RSSIdleKB)), "", "", "", "", fmt.Sprintf("%.1f", mb(in.HeapIdle)), "", "", fmt.Sprintf("%.0f", in.GoroutinesIdle), "", "", "")
+		for _, lv := range in.Levels {
+			mem(fmt.Sprint(lv.Subscriptions), "S->X", lv.Mem, in.GoroutinesIdle, lv.GoroutinesMax, lv.GoroutinesEnd, lv.SettleSeconds)
+		}
+	}
+	if o := p.Out; o != nil {
+		mem(fmt.Sprint(o.Gauges.OutSubs), "X->S", o.Mem, o.GoroutinesIdle, 0, o.GoroutinesEnd, o.SettleSeconds)
+	}
+	tw.Flush()
+	if in := p.In; in != nil && len(in.Levels) > 0 {
+		g := in.Levels[len(in.Levels)-1].Gauges
+		pr("stox metrics (S->X): %.0f subscriptions, %.0f watcher dialogs, NOTIFY sent %.0f failed %.0f, presence stanzas %.0f; fake server: %v",
+			g.InSubs, g.Dialogs, g.NotifySent, g.NotifyFail, g.StanzasSent, in.Stanzas)
+	}
+	if o := p.Out; o != nil {
+		pr("stox metrics (X->S): %.0f subscriptions, SUBSCRIBE sent %.0f failed %.0f; granted %d s; %d presence stanzas for %d refresh NOTIFYs with an unchanged PIDF",
+			o.Gauges.OutSubs, o.Gauges.SubSent, o.Gauges.SubFail, o.Granted, o.RefreshStanzas, o.Refresh.Done)
 	}
 }

@@ -165,29 +165,7 @@ func startRig(ctx context.Context, o options, logf func(string, ...any)) (_ *rig
 	}
 
 	logf("starting stox")
-	// testbed.StartStox passes this process's environment on; -stox-env
-	// is set around the start only (the Go runtime of this process read
-	// its own GOGC and GODEBUG at start-up).
-	var restore []func()
-	for _, kv := range strings.Split(o.stoxEnv, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
-		if !ok || k == "" {
-			continue
-		}
-		old, had := os.LookupEnv(k)
-		_ = os.Setenv(k, v)
-		restore = append(restore, func() {
-			if had {
-				_ = os.Setenv(k, old)
-			} else {
-				_ = os.Unsetenv(k)
-			}
-		})
-	}
-	r.stox, err = testbed.StartStox(ctx, bin, r.stoxConfig())
-	for _, f := range restore {
-		f()
-	}
+	r.stox, err = startStoxEnv(ctx, bin, r.stoxConfig(), o.stoxEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +191,35 @@ func startRig(ctx context.Context, o options, logf func(string, ...any)) (_ *rig
 	}
 	r.startReader(r.echo)
 	return r, nil
+}
+
+// startStoxEnv starts stox with extra environment (-stox-env). testbed.
+// StartStox passes this process's environment on, so the variables are set
+// around the start only (the Go runtime of this process read its own GOGC
+// and GODEBUG at start-up).
+func startStoxEnv(ctx context.Context, bin, conf, env string) (*testbed.Stox, error) {
+	var restore []func()
+	for _, kv := range strings.Split(env, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" {
+			continue
+		}
+		old, had := os.LookupEnv(k)
+		_ = os.Setenv(k, v)
+		restore = append(restore, func() {
+			if had {
+				_ = os.Setenv(k, old)
+			} else {
+				_ = os.Unsetenv(k)
+			}
+		})
+	}
+	defer func() {
+		for _, f := range restore {
+			f()
+		}
+	}()
+	return testbed.StartStox(ctx, bin, conf)
 }
 
 func (r *rig) startReader(c *xconn) {
@@ -336,8 +343,19 @@ func procStatus(pid int, field string) int64 {
 }
 
 // metrics returns stox's /metrics as name{labels} -> value.
-func (r *rig) metrics() (map[string]float64, error) {
-	b, err := r.get("/metrics")
+func (r *rig) metrics() (map[string]float64, error) { return metricsPort(r.metricsPort).metrics() }
+
+// heapAlloc forces a GC in stox (pprof's gc=1) and returns its live heap.
+func (r *rig) heapAlloc() int64 { return metricsPort(r.metricsPort).heapAlloc() }
+
+func (r *rig) get(path string) ([]byte, error) { return metricsPort(r.metricsPort).get(path) }
+
+// metricsPort is the port of a stox process's metrics.listen (with pprof).
+type metricsPort int
+
+// metrics returns /metrics as name{labels} -> value.
+func (p metricsPort) metrics() (map[string]float64, error) {
+	b, err := p.get("/metrics")
 	if err != nil {
 		return nil, err
 	}
@@ -358,9 +376,9 @@ func (r *rig) metrics() (map[string]float64, error) {
 	return m, nil
 }
 
-// heapAlloc forces a GC in stox (pprof's gc=1) and returns its live heap.
-func (r *rig) heapAlloc() int64 {
-	b, err := r.get("/debug/pprof/heap?debug=1&gc=1")
+// heapAlloc forces a GC (pprof's gc=1) and returns the live heap.
+func (p metricsPort) heapAlloc() int64 {
+	b, err := p.get("/debug/pprof/heap?debug=1&gc=1")
 	if err != nil {
 		return 0
 	}
@@ -377,10 +395,10 @@ func (r *rig) heapAlloc() int64 {
 // and spoil the goroutine count.
 var httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
-func (r *rig) get(path string) ([]byte, error) {
+func (p metricsPort) get(path string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://127.0.0.1:"+strconv.Itoa(r.metricsPort)+path, nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://127.0.0.1:"+strconv.Itoa(int(p))+path, nil)
 	res, err := httpClient.Do(req)
 	if err != nil {
 		return nil, err
