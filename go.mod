@@ -7,7 +7,6 @@ require (
 	github.com/beevik/etree v1.8.1
 	github.com/emiago/sipgo v1.7.2
 	github.com/pion/sdp/v3 v3.0.20
-	go.etcd.io/bbolt v1.4.0
 	gosrc.io/xmpp v0.5.1
 )
 

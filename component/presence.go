@@ -207,15 +207,16 @@ type presenceEngine struct {
 	stop      context.CancelFunc
 
 	// Loop-owned state.
-	ins     map[pairKey]*inSub
-	outs    map[pairKey]*outSub
-	inDlg   map[string]*inDialog
-	outDlg  map[string]*outSub
-	fetches map[string]*fetch
-	timers  timerHeap
-	wake    *time.Timer
-	dirty   map[string]store.Op
-	flushT  *ptimer
+	ins       map[pairKey]*inSub
+	outs      map[pairKey]*outSub
+	inDlg     map[string]*inDialog
+	outDlg    map[string]*outSub
+	fetches   map[string]*fetch
+	timers    timerHeap
+	wake      *time.Timer
+	dirty     map[string]store.Op
+	flushT    *ptimer
+	compacted int64 // the store's size after the last compaction
 
 	// Read by WriteMetrics.
 	nIn, nInDialogs, nOut atomic.Int64
@@ -547,28 +548,41 @@ func (p *presenceEngine) saveIn(s *inSub) {
 	if p.cfg.Store == nil {
 		return
 	}
-	k := s.key.String()
-	if len(s.dialogs) == 0 && s.auth == authUnknown {
-		p.markDirty(bucketIn, k, nil)
+	r, keep := p.inRecordOf(s)
+	if !keep {
+		p.markDirty(bucketIn, s.key.String(), nil)
 		return
 	}
-	r := inRecord{JID: s.key.jid, URI: s.key.uri, Watcher: s.watcher, Auth: s.auth}
+	p.markDirty(bucketIn, s.key.String(), r)
+}
+
+// inRecordOf is what the store keeps of s; keep is false when nothing is
+// worth keeping.
+func (p *presenceEngine) inRecordOf(s *inSub) (r inRecord, keep bool) {
+	if len(s.dialogs) == 0 && s.auth == authUnknown {
+		return inRecord{}, false
+	}
+	r = inRecord{JID: s.key.jid, URI: s.key.uri, Watcher: s.watcher, Auth: s.auth}
 	for _, dl := range s.dialogs {
 		r.Dialogs = append(r.Dialogs, inDialogRecord{Dialog: dl.d, Expires: dl.expiresAt})
 		dl.savedCSeq = dl.d.LocalCSeq
 	}
-	p.markDirty(bucketIn, k, r)
+	return r, true
 }
 
 func (p *presenceEngine) saveOut(o *outSub) {
 	if p.cfg.Store == nil {
 		return
 	}
-	p.markDirty(bucketOut, o.key.String(), outRecord{
+	p.markDirty(bucketOut, o.key.String(), outRecordOf(o))
+}
+
+func outRecordOf(o *outSub) outRecord {
+	return outRecord{
 		JID: o.key.jid, URI: o.key.uri, SIPJID: o.sipJID, UserURI: o.userURI,
 		Authorized: o.authorized, Stopped: o.stopped,
 		Dialog: o.d, Expires: o.expiresAt, Presence: o.pres.Available(),
-	})
+	}
 }
 
 func (p *presenceEngine) deleteOut(o *outSub) {
@@ -601,4 +615,45 @@ func (p *presenceEngine) flush() {
 		return // kept dirty: the next change retries
 	}
 	clear(p.dirty)
+	if p.cfg.Store.Size() > max(2*p.compacted, compactMin) {
+		p.compact()
+	}
+}
+
+// compactMin: the journal is not compacted below this size.
+const compactMin = 4 << 20
+
+// compact rewrites the store with the records of every live subscription
+// (the journal grows with every change; this bounds it to about twice the
+// live records).
+func (p *presenceEngine) compact() {
+	st := p.cfg.Store
+	if st == nil {
+		return
+	}
+	p.flushPending()
+	ops := make([]store.Op, 0, len(p.ins)+len(p.outs))
+	for _, s := range p.ins {
+		if r, keep := p.inRecordOf(s); keep {
+			ops = append(ops, store.Op{Bucket: bucketIn, Key: s.key.String(), Value: r})
+		}
+	}
+	for _, o := range p.outs {
+		ops = append(ops, store.Op{Bucket: bucketOut, Key: o.key.String(), Value: outRecordOf(o)})
+	}
+	start := time.Now()
+	if err := st.Compact(ops); err != nil {
+		p.log.Error("presence store compaction failed", "records", len(ops), "err", err)
+		p.compacted = st.Size() // retry once it doubles again
+		return
+	}
+	p.compacted = st.Size()
+	clear(p.dirty) // the compaction wrote the current state
+	p.log.Info("presence store compacted", "records", len(ops), "bytes", p.compacted, "took", time.Since(start))
+}
+
+// flushPending drops the pending flush timer (compact writes everything).
+func (p *presenceEngine) flushPending() {
+	p.cancel(p.flushT)
+	p.flushT = nil
 }

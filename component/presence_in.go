@@ -716,6 +716,11 @@ func (p *presenceEngine) restore() error {
 		p.resubscribe(o, wait)
 	}
 	p.updateGauges()
+	// The engine holds the records now: the store forgets its copy, and
+	// the journal is rewritten with what is live (deleted and expired
+	// records go).
+	st.Release()
+	p.compact()
 	if len(ins)+len(outs) > 0 {
 		p.log.Info("presence subscriptions restored", "inbound", len(p.ins), "inbound_dialogs", len(p.inDlg), "outbound", len(p.outs))
 	}

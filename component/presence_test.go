@@ -1311,6 +1311,8 @@ func TestPresenceRefusedNotRestored(t *testing.T) {
 	h.presenceOut(romeoJID, julietJID, "unsubscribed")
 	h.onLoop(func(*presenceEngine) {})
 	h.g.Close(time.Second)
+	st.Close()
+	st = openStore(t, path) // what a restart reads
 	n := 0
 	if err := st.ForEach(bucketOut, func(string, []byte) error { n++; return nil }); err != nil {
 		t.Fatal(err)
