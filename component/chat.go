@@ -8,6 +8,7 @@ import (
 	"mime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stox-gw/stox/mapping"
@@ -156,7 +157,22 @@ func (e *chatEngine) close(grace time.Duration) {
 	for _, c := range all {
 		c.stop(grace)
 	}
-	e.wg.Wait()
+	// Sessions being set up, and messages waiting for their outcome, are
+	// given grace; then their context ends (a session in its INVITE does
+	// not see stop).
+	done := make(chan struct{})
+	go func() {
+		e.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		e.cancel()
+		<-done
+	}
 	e.cancel()
 }
 
@@ -197,9 +213,13 @@ type chat struct {
 	outbound bool
 	log      *slog.Logger
 
-	kick chan struct{}
-	quit chan time.Duration
-	done chan struct{}
+	kick     chan struct{}
+	quit     chan time.Duration
+	replaced atomic.Bool // a newer session of the same pair took over
+	done     chan struct{}
+	// inflight counts the messages whose outcome is awaited; only the
+	// chat's goroutine adds to it (sendText) and waits for it (drain).
+	inflight sync.WaitGroup
 
 	mu       sync.Mutex
 	xmppTo   string // the bare JID until the user answers from a full JID (CHAT-12)
@@ -214,6 +234,7 @@ type chat struct {
 	inAcks   map[string]*msrp.Message // our stanza id -> incoming message that asked for a receipt
 	inAckIDs []string                 // insertion order, to bound inAcks
 	outAcks  map[string]string        // MSRP Message-ID -> XMPP id, receipts asked for
+	spoke    bool                     // a message from MSRP went to XMPP
 }
 
 const maxAcks = 256
@@ -222,7 +243,10 @@ const maxAcks = 256
 // pair or the mode says to open one (CHAT-00), and reports whether it did.
 // Page mode handles the rest.
 func (e *chatEngine) route(e2 *Element, xm mapping.XMPPMessage) bool {
-	if e2.AttrValue("type") != "chat" || e.cfg.Listener == nil {
+	out := chatOutFrom(e2)
+	// XEP-0184 receipts usually carry no type: one for a message of a
+	// session goes back over it (CHAT-42); it never opens one.
+	if e.cfg.Listener == nil || e2.AttrValue("type") != "chat" && (out.received == "" || out.text != "") {
 		return false
 	}
 	user := bareJID(xm.From)
@@ -235,13 +259,12 @@ func (e *chatEngine) route(e2 *Element, xm mapping.XMPPMessage) bool {
 	if err != nil {
 		return false
 	}
-	out := chatOutFrom(e2)
 	key := chatKey{jid: user, uri: sipURI}
 	e.mu.Lock()
 	c := e.chats[key]
 	if c == nil {
 		open := e.cfg.Mode == ChatModeMSRP || e.cfg.Mode == ChatModeAuto && e.capable[sipURI]
-		if !open || out.text == "" || e.closed {
+		if !open || out.text == "" || e2.AttrValue("type") != "chat" || e.closed {
 			e.mu.Unlock()
 			return false
 		}
@@ -384,7 +407,8 @@ func (c *chat) establish() error {
 		return &setupError{res: &res}
 	}
 	fail := func(err error) error {
-		byeCtx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+		// Not e.ctx: the BYE must go out at shutdown too.
+		byeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = call.Bye(byeCtx)
 		return &setupError{err: err}
@@ -399,8 +423,9 @@ func (c *chat) establish() error {
 	}
 	// Connect from the listener's port: a relay delivers the peer's frames
 	// to the address in our URI (msrp.Listener.Dialer).
+	// Success REPORTs wait for the XMPP user's receipt (CHAT-42).
 	ms, err := msrp.Dial(ctx, local, remote, msrp.WithHandler(c.handler()), msrp.WithLogger(c.log),
-		msrp.WithDialer(e.cfg.Listener.Dialer()))
+		msrp.WithDialer(e.cfg.Listener.Dialer()), msrp.WithManualSuccessReports())
 	if err != nil {
 		return fail(err)
 	}
@@ -462,14 +487,14 @@ func (c *chat) run() {
 		select {
 		case <-c.kick:
 			if c.flush() {
-				c.end("gone", true, false)
+				c.end("gone", true, false, chatDrain)
 				return
 			}
 		case <-call.Done():
-			c.end("bye", false, true)
+			c.end("bye", false, true, 0)
 			return
 		case <-ms.Done():
-			c.end("msrp", true, true)
+			c.end("msrp", true, true, 0)
 			return
 		case <-idle.C:
 			c.mu.Lock()
@@ -479,13 +504,17 @@ func (c *chat) run() {
 				idle.Reset(left)
 				continue
 			}
-			c.end("idle", true, true)
+			c.end("idle", true, true, chatDrain)
 			return
-		case <-c.quit:
-			c.end("closed", true, false)
+		case grace := <-c.quit:
+			if c.replaced.Load() {
+				c.end("replaced", true, false, grace) // the newer session goes on
+				return
+			}
+			c.end("closed", true, true, grace) // she learns the session is gone (CHAT-60)
 			return
 		case <-c.e.ctx.Done():
-			c.end("closed", true, false)
+			c.end("closed", true, true, 0)
 			return
 		}
 	}
@@ -524,7 +553,9 @@ func (c *chat) send(o *chatOut) {
 	if o.text != "" {
 		c.sendText(o)
 	}
-	if o.state != "" && o.state != mapping.ChatStateGone {
+	// A message resets the peer's composing state by itself (RFC 3994
+	// §3.3): <active/> with a body sends no isComposing.
+	if o.state != "" && o.state != mapping.ChatStateGone && !(o.text != "" && o.state == mapping.ChatStateActive) {
 		c.sendState(o.state)
 	}
 }
@@ -564,8 +595,10 @@ func (c *chat) sendText(o *chatOut) {
 		c.mu.Unlock()
 	}
 	c.e.wg.Add(1)
+	c.inflight.Add(1)
 	go func() {
 		defer c.e.wg.Done()
+		defer c.inflight.Done()
 		ctx, cancel := context.WithTimeout(c.e.ctx, c.e.cfg.SendTimeout)
 		defer cancel()
 		err := wait(ctx)
@@ -633,10 +666,16 @@ func (c *chat) sendState(state string) {
 	}
 }
 
+// chatDrain is how long a session we end (gone, idle) waits for the
+// messages in flight before it closes the MSRP session: a message sent
+// just before <gone/> is delivered, not cut off.
+const chatDrain = 2 * time.Second
+
 // end closes the session: BYE unless the peer sent it; gone to XMPP unless
 // the XMPP user said gone (CHAT-60); what is still queued is answered with
-// an error (nothing is dropped silently).
-func (c *chat) end(why string, bye, gone bool) {
+// an error (nothing is dropped silently). When we end a working session,
+// messages in flight get up to drain to settle first.
+func (c *chat) end(why string, bye, gone bool, drain time.Duration) {
 	c.e.remove(c)
 	c.mu.Lock()
 	c.ended = true
@@ -650,13 +689,16 @@ func (c *chat) end(why string, bye, gone bool) {
 			c.e.g.replyError(o.stanza, mapping.StanzaError{Type: "wait", Condition: "recipient-unavailable", Text: "the chat session has ended"})
 		}
 	}
-	if ms != nil {
-		ms.Close()
-	}
+	c.drain(drain)
+	// BYE first, then close MSRP: a peer that reads a closed connection as
+	// the end of the session would otherwise send its own BYE, crossing ours.
 	if bye && call != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = call.Bye(ctx)
 		cancel()
+	}
+	if ms != nil {
+		ms.Close()
 	}
 	if gone {
 		e := NewElement(nsComponent, "message").SetAttr("from", c.sipJID).SetAttr("to", to).
@@ -666,6 +708,25 @@ func (c *chat) end(why string, bye, gone bool) {
 		}
 		e.Add(NewElement(nsChatStates, mapping.ChatStateGone))
 		c.e.g.sendLogged(e)
+	}
+}
+
+// drain waits up to d for the messages in flight to settle.
+func (c *chat) drain(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		c.inflight.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		// The waiters end when the session closes, right after.
 	}
 }
 
@@ -753,6 +814,13 @@ func (c *chat) fromMSRP(s *msrp.Session, m *msrp.Message) {
 	if _, err := c.e.g.send(e); err != nil {
 		c.log.Warn("chat message not delivered to XMPP", "err", err)
 		_ = s.Report(m, 503, "Service Unavailable")
+		return
+	}
+	c.mu.Lock()
+	c.spoke = true
+	c.mu.Unlock()
+	if m.SuccessReport && mt != "text/plain" {
+		_ = s.Report(m, msrp.StatusOK, "OK") // no XMPP receipt will come for it
 	}
 }
 
@@ -805,8 +873,11 @@ func (g *Gateway) HandleSIPInvite(_ context.Context, inv *sipside.IncomingInvite
 	}
 	c := e.newChat(key, sipJID, userURI, false)
 	c.xmppTo = userFull // a gr selects the resource
+	// Set before Expect: the session's read goroutine reads them.
+	c.peer, c.thread = offer, inv.Dialog.CallID
 	local := e.cfg.Listener.URL(e.cfg.Host)
-	ms, err := e.cfg.Listener.Expect(local, remote, msrp.WithHandler(c.handler()), msrp.WithLogger(c.log))
+	ms, err := e.cfg.Listener.Expect(local, remote, msrp.WithHandler(c.handler()), msrp.WithLogger(c.log),
+		msrp.WithManualSuccessReports()) // CHAT-42
 	if err != nil {
 		return refuse(500, "msrp", err)
 	}
@@ -818,7 +889,9 @@ func (g *Gateway) HandleSIPInvite(_ context.Context, inv *sipside.IncomingInvite
 		ms.Close()
 		return refuse(500, "sdp", err)
 	}
-	c.ms, c.peer, c.thread = ms, offer, inv.Dialog.CallID
+	c.mu.Lock()
+	c.ms = ms
+	c.mu.Unlock()
 	e.mu.Lock()
 	if e.closed || len(e.chats) >= e.cfg.MaxSessions {
 		e.mu.Unlock()
@@ -829,21 +902,38 @@ func (g *Gateway) HandleSIPInvite(_ context.Context, inv *sipside.IncomingInvite
 	e.chats[key] = c
 	e.mu.Unlock()
 	if old != nil {
+		old.replaced.Store(true)
 		old.stop(time.Second) // the newer session replaces it
 	}
 	e.setCapable(sipURI, true)
 	return sipside.InviteReply{Code: 200, ContentType: "application/sdp", Body: answer, Then: func(call *sipside.Call) {
 		if call == nil {
-			e.remove(c)
-			ms.Close()
+			// No call (CANCEL, no ACK, or a BYE that overtook the ACK):
+			// if the peer's messages reached the user already, she
+			// learns that the session is over (CHAT-60a).
+			c.mu.Lock()
+			spoke := c.spoke
+			c.mu.Unlock()
+			c.end("not established", false, spoke, 0)
 			return
 		}
 		c.mu.Lock()
 		c.call = call
 		c.waiting = false
 		c.mu.Unlock()
+		// The ACK may come after close began: then close neither waits
+		// for this session nor may the wait group grow.
+		e.mu.Lock()
+		closed := e.closed
+		if !closed {
+			e.wg.Add(1)
+		}
+		e.mu.Unlock()
+		if closed {
+			c.end("closed", true, false, 0)
+			return
+		}
 		c.log.Info("chat session up", "direction", "sip_to_xmpp", "call_id", c.thread)
-		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
 			defer close(c.done)

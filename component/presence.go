@@ -632,24 +632,32 @@ func (p *presenceEngine) compact() {
 		return
 	}
 	p.flushPending()
-	ops := make([]store.Op, 0, len(p.ins)+len(p.outs))
-	for _, s := range p.ins {
-		if r, keep := p.inRecordOf(s); keep {
-			ops = append(ops, store.Op{Bucket: bucketIn, Key: s.key.String(), Value: r})
+	n := 0
+	records := func(yield func(store.Op) bool) {
+		for _, s := range p.ins {
+			if r, keep := p.inRecordOf(s); keep {
+				n++
+				if !yield(store.Op{Bucket: bucketIn, Key: s.key.String(), Value: r}) {
+					return
+				}
+			}
+		}
+		for _, o := range p.outs {
+			n++
+			if !yield(store.Op{Bucket: bucketOut, Key: o.key.String(), Value: outRecordOf(o)}) {
+				return
+			}
 		}
 	}
-	for _, o := range p.outs {
-		ops = append(ops, store.Op{Bucket: bucketOut, Key: o.key.String(), Value: outRecordOf(o)})
-	}
 	start := time.Now()
-	if err := st.Compact(ops); err != nil {
-		p.log.Error("presence store compaction failed", "records", len(ops), "err", err)
+	if err := st.Compact(records); err != nil {
+		p.log.Error("presence store compaction failed", "records", n, "err", err)
 		p.compacted = st.Size() // retry once it doubles again
 		return
 	}
 	p.compacted = st.Size()
 	clear(p.dirty) // the compaction wrote the current state
-	p.log.Info("presence store compacted", "records", len(ops), "bytes", p.compacted, "took", time.Since(start))
+	p.log.Info("presence store compacted", "records", n, "bytes", p.compacted, "took", time.Since(start))
 }
 
 // flushPending drops the pending flush timer (compact writes everything).

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"sort"
@@ -182,30 +183,35 @@ func (s *Store) Delete(bucket, key string) error {
 	return s.Apply([]Op{{Bucket: bucket, Key: key}})
 }
 
-// encode renders ops as journal lines.
-func encode(ops []Op) ([]byte, []line, error) {
-	var buf bytes.Buffer
-	lines := make([]line, len(ops))
-	enc := json.NewEncoder(&buf)
+// encode writes ops as journal lines to w; with keep it also returns the
+// lines (to update the replayed state).
+func encode(w io.Writer, ops []Op, keep bool) ([]line, error) {
+	var lines []line
+	if keep {
+		lines = make([]line, 0, len(ops))
+	}
+	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	for i, op := range ops {
-		l := line{B: op.Bucket, K: op.Key, D: op.Value == nil}
+	for _, op := range ops {
 		if op.Bucket == "" {
-			return nil, nil, fmt.Errorf("store: empty bucket name")
+			return nil, fmt.Errorf("store: empty bucket name")
 		}
+		l := line{B: op.Bucket, K: op.Key, D: op.Value == nil}
 		if op.Value != nil {
 			v, err := json.Marshal(op.Value)
 			if err != nil {
-				return nil, nil, fmt.Errorf("store: encode %s/%s: %w", op.Bucket, op.Key, err)
+				return nil, fmt.Errorf("store: encode %s/%s: %w", op.Bucket, op.Key, err)
 			}
 			l.V = v
 		}
 		if err := enc.Encode(l); err != nil { // one line, '\n' included
-			return nil, nil, fmt.Errorf("store: encode %s/%s: %w", op.Bucket, op.Key, err)
+			return nil, fmt.Errorf("store: write %s/%s: %w", op.Bucket, op.Key, err)
 		}
-		lines[i] = l
+		if keep {
+			lines = append(lines, l)
+		}
 	}
-	return buf.Bytes(), lines, nil
+	return lines, nil
 }
 
 // Apply makes every change of ops with one write and one fsync. If the
@@ -214,15 +220,17 @@ func (s *Store) Apply(ops []Op) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	b, lines, err := encode(ops)
-	if err != nil {
-		return err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
 		return fmt.Errorf("store: closed")
 	}
+	var buf bytes.Buffer
+	lines, err := encode(&buf, ops, !s.released)
+	if err != nil {
+		return err
+	}
+	b := buf.Bytes()
 	if _, err := s.f.Write(b); err != nil {
 		_ = s.f.Truncate(s.size)
 		_, _ = s.f.Seek(s.size, io.SeekStart)
@@ -247,19 +255,10 @@ func (s *Store) Size() int64 {
 	return s.size
 }
 
-// Compact replaces the whole file with the records in ops (values, no
-// deletes): written to a new file, synced, and renamed over the journal,
-// so a crash leaves the old journal or the new one, never a mix.
-func (s *Store) Compact(ops []Op) error {
-	for _, op := range ops {
-		if op.Value == nil {
-			return fmt.Errorf("store: compact: delete of %s/%s", op.Bucket, op.Key)
-		}
-	}
-	b, lines, err := encode(ops)
-	if err != nil {
-		return err
-	}
+// Compact replaces the whole file with the records (values, no deletes)
+// that records yields, streamed to a new file, synced, and renamed over the
+// journal, so a crash leaves the old journal or the new one, never a mix.
+func (s *Store) Compact(records iter.Seq[Op]) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
@@ -277,7 +276,20 @@ func (s *Store) Compact(ops []Op) error {
 	if err := tmp.Chmod(0o600); err != nil {
 		return fail(err)
 	}
-	if _, err := tmp.Write(b); err != nil {
+	// Streamed to the file: 100,000 records are not held twice.
+	cw := &countingWriter{w: bufio.NewWriterSize(tmp, 256<<10)}
+	var lines []line
+	for op := range records {
+		if op.Value == nil {
+			return fail(fmt.Errorf("delete of %s/%s", op.Bucket, op.Key))
+		}
+		ls, err := encode(cw, []Op{op}, !s.released)
+		if err != nil {
+			return fail(err)
+		}
+		lines = append(lines, ls...)
+	}
+	if err := cw.w.(*bufio.Writer).Flush(); err != nil {
 		return fail(err)
 	}
 	if err := tmp.Sync(); err != nil {
@@ -296,7 +308,7 @@ func (s *Store) Compact(ops []Op) error {
 	}
 	s.f.Close()
 	s.f = tmp
-	s.size = int64(len(b))
+	s.size = cw.n
 	if !s.released {
 		s.live = make(map[string]map[string]json.RawMessage)
 		for _, l := range lines {
@@ -358,4 +370,16 @@ func (s *Store) ForEach(bucket string, fn func(key string, raw []byte) error) er
 		}
 	}
 	return nil
+}
+
+// countingWriter counts what goes through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

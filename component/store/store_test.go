@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,7 +93,7 @@ func TestTornLineAndCompact(t *testing.T) {
 		}
 	}
 	before := s.Size()
-	if err := s.Compact([]Op{{Bucket: "subs", Key: "k", Value: rec{Watcher: "w", Expires: 49}}, {Bucket: "other", Key: "x", Value: rec{Watcher: "x"}}}); err != nil {
+	if err := s.Compact(slices.Values([]Op{{Bucket: "subs", Key: "k", Value: rec{Watcher: "w", Expires: 49}}, {Bucket: "other", Key: "x", Value: rec{Watcher: "x"}}})); err != nil {
 		t.Fatal(err)
 	}
 	if s.Size() >= before {
