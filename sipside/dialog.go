@@ -155,7 +155,8 @@ func (u *UA) SendInDialog(ctx context.Context, d Dialog, r DialogRequest) (Dialo
 	if res.StatusCode >= 200 && res.StatusCode < 300 {
 		if !d.Established() {
 			if to := res.To(); to != nil {
-				d.RemoteTag, _ = to.Params.Get("tag")
+				tag, _ := to.Params.Get("tag")
+				d.RemoteTag = strings.Clone(tag) // not a slice of the response
 			}
 			// UAC route set: Record-Route of the 2xx, reversed.
 			rr := res.GetHeaders("Record-Route")

@@ -513,11 +513,11 @@ func (u *UA) handleInvite(req *sip.Request, tx sip.ServerTransaction, src netip.
 
 	inv := &IncomingInvite{
 		Dialog: Dialog{
-			CallID:       string(*req.CallID()),
+			CallID:       strings.Clone(string(*req.CallID())), // not a slice of the message
 			LocalURI:     to.Address.String(),
 			LocalTag:     rand.Text(),
 			RemoteURI:    from.Address.String(),
-			RemoteTag:    fromTag,
+			RemoteTag:    strings.Clone(fromTag),
 			RemoteTarget: contact.Address.String(),
 			RouteSet:     recordRoutes(req),
 			RemoteCSeq:   req.CSeq().SeqNo,
@@ -1018,7 +1018,8 @@ func (u *UA) confirm(st *startedState, p *prepared, inv *sip.Request, tx sip.Cli
 		RemoteURI: p.to.String(),
 		LocalCSeq: inv.CSeq().SeqNo,
 	}
-	d.RemoteTag, _ = res.To().Params.Get("tag")
+	tag, _ := res.To().Params.Get("tag")
+	d.RemoteTag = strings.Clone(tag) // not a slice of the response
 	if c := res.Contact(); c != nil && !c.Address.Wildcard {
 		d.RemoteTarget = c.Address.String()
 	} else {

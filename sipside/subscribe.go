@@ -234,15 +234,18 @@ func (u *UA) handleSubscribe(req *sip.Request, tx sip.ServerTransaction, src net
 		return
 	}
 	s := &IncomingSubscribe{
+		// Values kept in a Dialog are copied: sipgo's header values can
+		// be slices of the whole message, which a kept substring would
+		// hold in memory for the life of the subscription.
 		Dialog: Dialog{
-			CallID:     string(*req.CallID()),
+			CallID:     strings.Clone(string(*req.CallID())),
 			LocalURI:   to.Address.String(),
-			LocalTag:   toTag,
+			LocalTag:   strings.Clone(toTag),
 			RemoteURI:  from.Address.String(),
-			RemoteTag:  fromTag,
+			RemoteTag:  strings.Clone(fromTag),
 			RouteSet:   recordRoutes(req),
 			RemoteCSeq: req.CSeq().SeqNo,
-			Event:      strings.TrimSpace(ev),
+			Event:      strings.Clone(strings.TrimSpace(ev)),
 		},
 		Initial:    toTag == "",
 		Package:    pkg,
@@ -328,9 +331,9 @@ func (u *UA) handleNotify(req *sip.Request, tx sip.ServerTransaction, src netip.
 		return
 	}
 	n := &IncomingNotify{
-		CallID:            string(*req.CallID()),
-		LocalTag:          toTag,
-		RemoteTag:         fromTag,
+		CallID:            strings.Clone(string(*req.CallID())),
+		LocalTag:          strings.Clone(toTag),
+		RemoteTag:         strings.Clone(fromTag),
 		From:              from.Address.String(),
 		To:                to.Address.String(),
 		RequestURI:        req.Recipient.String(),
