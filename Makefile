@@ -60,7 +60,7 @@ fuzz:
 # subscriptions held by a stox process of its own; examples/bench/presence.go).
 BENCHFLAGS ?=
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./mapping ./sipside ./component
+	$(GO) test -run '^$$' -bench . -benchmem ./mapping ./sipside ./component ./msrp
 	$(GO) run ./examples/bench $(BENCHFLAGS)
 
 # demo: Prosody, stox, a scripted XMPP user and a scripted SIP user on
