@@ -930,7 +930,10 @@ func (g *Gateway) HandleSIPInvite(_ context.Context, inv *sipside.IncomingInvite
 		}
 		e.mu.Unlock()
 		if closed {
-			c.end("closed", true, false, 0)
+			c.mu.Lock()
+			spoke := c.spoke
+			c.mu.Unlock()
+			c.end("closed", true, spoke, 0) // gone once messages reached her
 			return
 		}
 		c.log.Info("chat session up", "direction", "sip_to_xmpp", "call_id", c.thread)

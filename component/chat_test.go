@@ -172,7 +172,7 @@ func (p *chatPeer) invite() *sipside.IncomingInvite {
 	select {
 	case inv := <-p.invites:
 		return inv
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLong):
 		p.t.Fatal("no INVITE reached the SIP user")
 		return nil
 	}
@@ -195,11 +195,11 @@ func (p *chatPeer) session() *peerCall {
 	case pc := <-p.calls:
 		select {
 		case <-pc.ms.Bound():
-		case <-time.After(5 * time.Second):
+		case <-time.After(waitLong):
 			p.t.Fatal("the gateway never connected to the SIP user's MSRP path")
 		}
 		return pc
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLong):
 		p.t.Fatal("no session at the SIP user")
 		return nil
 	}
@@ -247,7 +247,7 @@ func (pc *peerCall) next(t *testing.T) *msrp.Message {
 	select {
 	case m := <-pc.msgs:
 		return m
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLong):
 		t.Fatal("no MSRP message from the gateway")
 		return nil
 	}
@@ -295,7 +295,7 @@ func (pc *peerCall) report(t *testing.T) *msrp.Report {
 	select {
 	case r := <-pc.reports:
 		return r
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLong):
 		t.Fatal("no REPORT from the gateway")
 		return nil
 	}
@@ -329,7 +329,7 @@ func (pc *peerCall) ended(t *testing.T, reason string) {
 	t.Helper()
 	select {
 	case <-pc.call.Done():
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLong):
 		t.Fatal("the SIP user's call did not end")
 	}
 	if got := pc.call.EndReason(); got != reason {
@@ -477,7 +477,7 @@ func newChatRig(t *testing.T, cc ChatConfig) *chatRig {
 func checkChatLeaks(t *testing.T) {
 	t.Helper()
 	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(waitLong)
 		for {
 			buf := make([]byte, 1<<20)
 			buf = buf[:runtime.Stack(buf, true)]
@@ -539,7 +539,7 @@ func (r *chatRig) pageMessage() *sipside.OutgoingMessage {
 	select {
 	case m := <-r.sip.msgs:
 		return m
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLong):
 		r.t.Fatal("no page-mode MESSAGE")
 		return nil
 	}
@@ -570,7 +570,7 @@ func bodyOf(e *Element) string {
 
 func (r *chatRig) waitNoChats() {
 	r.t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); r.g.chats.count() != 0; time.Sleep(2 * time.Millisecond) {
+	for deadline := time.Now().Add(waitLong); r.g.chats.count() != 0; time.Sleep(2 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			r.t.Fatalf("%d chats left", r.g.chats.count())
 		}
@@ -744,7 +744,7 @@ func TestChatReceipts(t *testing.T) {
 		if err != nil {
 			t.Fatalf("REPORT: %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLong):
 		t.Fatal("no REPORT after juliet's receipt")
 	}
 	// A receipt for an unknown id sends nothing.
@@ -879,6 +879,10 @@ func TestChatCPIMFrom(t *testing.T) {
 
 // TestChatFallbackToPageMode: a peer without MSRP (488) gets the queued
 // message as a page-mode MESSAGE (CHAT-00).
+// waitLong bounds each wait for something that must happen: generous, as
+// go test runs packages in parallel and -race slows everything.
+const waitLong = 20 * time.Second
+
 func TestChatFallbackToPageMode(t *testing.T) {
 	checkChatLeaks(t)
 	r := newChatRig(t, ChatConfig{Mode: ChatModeMSRP})
@@ -1042,7 +1046,7 @@ func TestChatCloseEndsSessions(t *testing.T) {
 	go func() { r.g.Close(time.Second); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLong):
 		t.Fatal("Close did not return")
 	}
 	in.ended(t, sipside.EndBye)
@@ -1068,7 +1072,7 @@ func TestChatCloseDuringSetup(t *testing.T) {
 	go func() { r.g.Close(time.Second); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLong):
 		t.Fatal("Close waits for the INVITE")
 	}
 	e := r.next()
