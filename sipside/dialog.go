@@ -180,6 +180,61 @@ func (u *UA) SendInDialog(ctx context.Context, d Dialog, r DialogRequest) (Dialo
 // returns the next hop when the route set decides it (nil: resolve the
 // Request-URI, through the outbound proxy).
 func (u *UA) buildInDialog(d *Dialog, method sip.RequestMethod, r *DialogRequest) (*sip.Request, *sip.Uri, error) {
+	for _, v := range []string{d.Event, r.Accept, r.SubscriptionState, r.ContentLanguage} {
+		if hasCtl(v) {
+			return nil, nil, fmt.Errorf("%w: control character in a dialog value", ErrHeaderValue)
+		}
+	}
+	if d.Event == "" {
+		return nil, nil, fmt.Errorf("%w: dialog without an event", ErrHeaderValue)
+	}
+	if r.ContentType != "" && !isMediaType(r.ContentType) {
+		return nil, nil, fmt.Errorf("%w: Content-Type %q", ErrHeaderValue, r.ContentType)
+	}
+	if len(r.Body) > 0 && r.ContentType == "" {
+		return nil, nil, fmt.Errorf("%w: a body without a Content-Type", ErrHeaderValue)
+	}
+	req, hop, err := u.dialogRequest(d, method, d.LocalCSeq+1)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.AppendHeader(sip.NewHeader("Event", d.Event))
+	switch method {
+	case sip.SUBSCRIBE:
+		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(max(r.Expires, 0))))
+		if r.Accept != "" {
+			req.AppendHeader(sip.NewHeader("Accept", r.Accept))
+		}
+	case sip.NOTIFY:
+		if r.SubscriptionState == "" {
+			return nil, nil, fmt.Errorf("%w: NOTIFY without Subscription-State", ErrHeaderValue)
+		}
+		req.AppendHeader(sip.NewHeader("Subscription-State", r.SubscriptionState))
+	}
+	req.AppendHeader(sip.NewHeader("Allow-Events", strings.Join(u.events(), ", ")))
+	if r.ContentType != "" {
+		ct := sip.ContentTypeHeader(r.ContentType)
+		req.AppendHeader(&ct)
+	}
+	if r.ContentLanguage != "" {
+		if err := checkLanguage(r.ContentLanguage); err != nil {
+			return nil, nil, err
+		}
+		req.AppendHeader(sip.NewHeader("Content-Language", r.ContentLanguage))
+	}
+	req.SetBody(r.Body)
+	return req, hop, nil
+}
+
+// dialogRequest starts a request in d (or, before the peer's tag is
+// known, the initial request that creates it): Max-Forwards, Route, From,
+// To, Call-ID, CSeq and User-Agent, checked. In an established dialog the
+// Request-URI is the remote target and the Route headers the route set,
+// the next hop its first route (loose routing) or, for a strict router,
+// the route itself with the remote target as last Route (RFC 3261
+// §12.2.1.1); before, the Request-URI is the remote URI, through the
+// outbound proxy (hop nil: resolve it as any request).
+func (u *UA) dialogRequest(d *Dialog, method sip.RequestMethod, cseq uint32) (*sip.Request, *sip.Uri, error) {
 	local, err := parseURI("local URI", d.LocalURI)
 	if err != nil {
 		return nil, nil, err
@@ -191,19 +246,8 @@ func (u *UA) buildInDialog(d *Dialog, method sip.RequestMethod, r *DialogRequest
 	if err := checkCallID(d.CallID); err != nil {
 		return nil, nil, err
 	}
-	for _, v := range []string{d.LocalTag, d.RemoteTag, d.Event, r.Accept, r.SubscriptionState, r.ContentLanguage} {
-		if hasCtl(v) {
-			return nil, nil, fmt.Errorf("%w: control character in a dialog value", ErrHeaderValue)
-		}
-	}
-	if d.LocalTag == "" || d.Event == "" {
-		return nil, nil, fmt.Errorf("%w: dialog without a local tag or event", ErrHeaderValue)
-	}
-	if r.ContentType != "" && !isMediaType(r.ContentType) {
-		return nil, nil, fmt.Errorf("%w: Content-Type %q", ErrHeaderValue, r.ContentType)
-	}
-	if len(r.Body) > 0 && r.ContentType == "" {
-		return nil, nil, fmt.Errorf("%w: a body without a Content-Type", ErrHeaderValue)
+	if hasCtl(d.LocalTag) || hasCtl(d.RemoteTag) || d.LocalTag == "" {
+		return nil, nil, fmt.Errorf("%w: dialog tags", ErrHeaderValue)
 	}
 	ruri := remote
 	var hop *sip.Uri
@@ -225,8 +269,8 @@ func (u *UA) buildInDialog(d *Dialog, method sip.RequestMethod, r *DialogRequest
 		case len(routes) > 0 && routes[0].UriParams.Has("lr"):
 			hop = &routes[0]
 		case len(routes) > 0:
-			// Strict router (RFC 3261 §12.2.1.1): it becomes the
-			// Request-URI and the remote target the last route.
+			// Strict router: it becomes the Request-URI and the remote
+			// target the last route.
 			first := routes[0]
 			routes = append(routes[1:], ruri)
 			ruri = first
@@ -256,33 +300,8 @@ func (u *UA) buildInDialog(d *Dialog, method sip.RequestMethod, r *DialogRequest
 	req.AppendHeader(to)
 	callID := sip.CallIDHeader(d.CallID)
 	req.AppendHeader(&callID)
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: d.LocalCSeq + 1, MethodName: method})
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: method})
 	req.AppendHeader(sip.NewHeader("User-Agent", u.uaString))
-	req.AppendHeader(sip.NewHeader("Event", d.Event))
-	switch method {
-	case sip.SUBSCRIBE:
-		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(max(r.Expires, 0))))
-		if r.Accept != "" {
-			req.AppendHeader(sip.NewHeader("Accept", r.Accept))
-		}
-	case sip.NOTIFY:
-		if r.SubscriptionState == "" {
-			return nil, nil, fmt.Errorf("%w: NOTIFY without Subscription-State", ErrHeaderValue)
-		}
-		req.AppendHeader(sip.NewHeader("Subscription-State", r.SubscriptionState))
-	}
-	req.AppendHeader(sip.NewHeader("Allow-Events", strings.Join(u.events(), ", ")))
-	if r.ContentType != "" {
-		ct := sip.ContentTypeHeader(r.ContentType)
-		req.AppendHeader(&ct)
-	}
-	if r.ContentLanguage != "" {
-		if err := checkLanguage(r.ContentLanguage); err != nil {
-			return nil, nil, err
-		}
-		req.AppendHeader(sip.NewHeader("Content-Language", r.ContentLanguage))
-	}
-	req.SetBody(r.Body)
 	return req, hop, nil
 }
 
@@ -292,18 +311,7 @@ func (u *UA) buildInDialog(d *Dialog, method sip.RequestMethod, r *DialogRequest
 func (u *UA) finish(st *startedState, req *sip.Request, tg target) {
 	req.RemoveHeader("Via")
 	req.RemoveHeader("Contact")
-	via := &sip.ViaHeader{
-		ProtocolName:    "SIP",
-		ProtocolVersion: "2.0",
-		Transport:       tg.transport,
-		Params:          sip.NewParams(),
-	}
-	if sb, ok := st.sentBy[tg.transport]; ok {
-		via.Host, via.Port = sb.host, sb.port
-	}
-	via.Params.Add("branch", sip.RFC3261BranchMagicCookie+rand.Text())
-	via.Params.Add("rport", "")
-	req.PrependHeader(via)
+	req.PrependHeader(newVia(st, tg.transport))
 	if c := u.contact(st, req.From().Address.User, tg.transport); c != nil {
 		req.AppendHeader(c)
 	}

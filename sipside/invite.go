@@ -1099,72 +1099,12 @@ func (u *UA) finishCall(ctx context.Context, st *startedState, req *sip.Request,
 // every header but Via and Contact: Request-URI the remote target, Route
 // the route set, next hop the first route (loose routing) or, for a strict
 // router, the route itself with the remote target as last Route (RFC 3261
-// §12.2.1.1). It mirrors buildInDialog, which adds the subscription
-// headers.
+// §12.2.1.1; see dialogRequest).
 func (u *UA) buildCallRequest(d *Dialog, method sip.RequestMethod, cseq uint32) (*sip.Request, *sip.Uri, error) {
-	local, err := parseURI("local URI", d.LocalURI)
+	req, hop, err := u.dialogRequest(d, method, cseq)
 	if err != nil {
 		return nil, nil, err
 	}
-	remote, err := parseURI("remote URI", d.RemoteURI)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := checkCallID(d.CallID); err != nil {
-		return nil, nil, err
-	}
-	if hasCtl(d.LocalTag) || hasCtl(d.RemoteTag) || d.LocalTag == "" {
-		return nil, nil, fmt.Errorf("%w: dialog tags", ErrHeaderValue)
-	}
-	ruri := remote
-	if d.RemoteTarget != "" {
-		// A Contact may carry URI parameters a Request-URI keeps; it
-		// is parsed like any URI but headers are allowed to be absent only.
-		if ruri, err = parseURI("remote target", d.RemoteTarget); err != nil {
-			return nil, nil, err
-		}
-	}
-	var routes []sip.Uri
-	for _, s := range d.RouteSet {
-		var ru sip.Uri
-		if hasCtl(s) {
-			return nil, nil, fmt.Errorf("%w: route: control character", ErrHeaderValue)
-		}
-		if err := sip.ParseUri(s, &ru); err != nil {
-			return nil, nil, fmt.Errorf("%w: route %q: %v", ErrHeaderValue, s, err)
-		}
-		routes = append(routes, ru)
-	}
-	var hop *sip.Uri
-	switch {
-	case len(routes) > 0 && routes[0].UriParams.Has("lr"):
-		hop = &routes[0]
-	case len(routes) > 0:
-		first := routes[0]
-		routes = append(routes[1:], ruri)
-		ruri = first
-		hop = &ruri
-	default:
-		hop = &ruri
-	}
-	req := sip.NewRequest(method, ruri)
-	maxFwd := sip.MaxForwardsHeader(70)
-	req.AppendHeader(&maxFwd)
-	for i := range routes {
-		req.AppendHeader(&sip.RouteHeader{Address: routes[i]})
-	}
-	from := &sip.FromHeader{Address: local, Params: sip.NewParams()}
-	from.Params.Add("tag", d.LocalTag)
-	req.AppendHeader(from)
-	to := &sip.ToHeader{Address: remote, Params: sip.NewParams()}
-	if d.RemoteTag != "" {
-		to.Params.Add("tag", d.RemoteTag)
-	}
-	req.AppendHeader(to)
-	callID := sip.CallIDHeader(d.CallID)
-	req.AppendHeader(&callID)
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: method})
-	req.AppendHeader(sip.NewHeader("User-Agent", u.uaString))
 	req.SetBody(nil)
 	return req, hop, nil
 }

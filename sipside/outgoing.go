@@ -275,18 +275,7 @@ func utf8Cut(b []byte, n int) int {
 // nothing and requestSize is the size on the wire.
 func (u *UA) build(st *startedState, p *prepared, body []byte, tg target) *sip.Request {
 	req := sip.NewRequest(sip.MESSAGE, p.ruri)
-	via := &sip.ViaHeader{
-		ProtocolName:    "SIP",
-		ProtocolVersion: "2.0",
-		Transport:       tg.transport,
-		Params:          sip.NewParams(),
-	}
-	if sb, ok := st.sentBy[tg.transport]; ok {
-		via.Host, via.Port = sb.host, sb.port
-	}
-	via.Params.Add("branch", sip.RFC3261BranchMagicCookie+rand.Text())
-	via.Params.Add("rport", "")
-	req.AppendHeader(via)
+	req.AppendHeader(newVia(st, tg.transport))
 	maxFwd := sip.MaxForwardsHeader(70) // ADDR-15, RFC 3261 §8.1.1.6
 	req.AppendHeader(&maxFwd)
 	if u.route != nil {
@@ -318,6 +307,24 @@ func (u *UA) build(st *startedState, p *prepared, body []byte, tg target) *sip.R
 		st.udpLaddr.Copy(&req.Laddr)
 	}
 	return req
+}
+
+// newVia is the Via of a request we send over transport: sent-by our
+// listener of that transport when there is one (else sipgo fills it in), a
+// fresh branch, rport (RFC 3581).
+func newVia(st *startedState, transport string) *sip.ViaHeader {
+	via := &sip.ViaHeader{
+		ProtocolName:    "SIP",
+		ProtocolVersion: "2.0",
+		Transport:       transport,
+		Params:          sip.NewParams(),
+	}
+	if sb, ok := st.sentBy[transport]; ok {
+		via.Host, via.Port = sb.host, sb.port
+	}
+	via.Params.Add("branch", sip.RFC3261BranchMagicCookie+rand.Text())
+	via.Params.Add("rport", "")
+	return via
 }
 
 type countWriter int
