@@ -39,12 +39,13 @@ type sequencer struct {
 	maxTickets int
 	now        func() time.Time
 
-	mu        sync.Mutex
-	lanes     map[string]*lane
-	tickets   map[string]*ticket // issued, not yet claimed (including dropped ones)
-	waiters   map[string]chan struct{}
-	queued    atomic.Int64 // tickets in lanes: issued and not yet released or dropped
-	lastSweep time.Time
+	mu          sync.Mutex
+	lanes       map[string]*lane
+	tickets     map[string]*ticket // issued, not yet claimed (including dropped ones)
+	waiters     map[string]chan struct{}
+	queued      atomic.Int64 // tickets in lanes: issued and not yet released or dropped
+	lastSweep   time.Time
+	lastSweepNS atomic.Int64 // lastSweep, for pending's check without the lock
 	// saturatedUntil: the bounds refused a ticket lately; a claim that
 	// finds no ticket then goes on at once instead of waiting for one.
 	saturatedUntil time.Time
@@ -250,7 +251,23 @@ func (s *sequencer) claim(ctx context.Context, token string) *ticket {
 // read from the socket and not yet answered. It counts the requests whose
 // goroutines wait to be scheduled too, which WithMaxIncoming's count of
 // running handlers does not: under overload that is where they wait.
-func (s *sequencer) pending() int64 { return s.queued.Load() }
+//
+// Turns can be left behind by requests answered without the handler (shed
+// for overload before their turn was issued); they go when their lane's
+// head expires, which a sweep finds. Requests arriving trigger sweeps, but
+// the overload check runs before them: pending sweeps itself when
+// something is queued and the last sweep is a second old, so that a burst
+// does not leave stox "overloaded" for the next request.
+func (s *sequencer) pending() int64 {
+	if s.queued.Load() > 0 && s.now().UnixNano()-s.lastSweepNS.Load() >= int64(time.Second) {
+		s.mu.Lock()
+		if now := s.now(); now.Sub(s.lastSweep) >= time.Second {
+			s.sweepLocked(now)
+		}
+		s.mu.Unlock()
+	}
+	return s.queued.Load()
+}
 
 // known reports whether token has, or had recently, a turn in the lane of
 // key: a request with that token is a retransmission. While the bounds
@@ -266,11 +283,18 @@ func (s *sequencer) known(token, key string) bool {
 }
 
 // discard gives up token's turn without waiting for it (the request is
-// answered without the handler). A ticket not issued yet is left to the
-// expiry of unclaimed heads.
+// answered without the handler). A ticket not issued yet never will be.
 func (s *sequencer) discard(token string) {
 	s.mu.Lock()
 	t := s.tickets[token]
+	if t == nil && len(s.tickets) < s.maxTickets {
+		// Not issued yet: mark the token, so that the transport hook,
+		// coming later, issues no turn that nobody would claim (which
+		// would hold the overload bound until its lane's head expired).
+		s.tickets[token] = &ticket{dropped: true, droppedAt: s.now()}
+		s.mu.Unlock()
+		return
+	}
 	delete(s.tickets, token)
 	s.mu.Unlock()
 	if t != nil && !t.dropped {
@@ -351,6 +375,7 @@ func (s *sequencer) expireHeadLocked(ln *lane, now time.Time) {
 // sweepLocked drops expired heads, forgets idle lanes and dropped tickets.
 func (s *sequencer) sweepLocked(now time.Time) {
 	s.lastSweep = now
+	s.lastSweepNS.Store(now.UnixNano())
 	for key, ln := range s.lanes {
 		s.expireHeadLocked(ln, now)
 		if len(ln.queue) == 0 && now.Sub(ln.idleSince) >= s.ttl {
