@@ -23,6 +23,13 @@
 //     per SIP destination, so order holds; an outbox queues (bounded) while
 //     the XMPP server is away.
 //
-// Not yet: presence (RFC 8048), MSRP chat sessions (RFC 7573), groupchat
-// (RFC 7702), ad-hoc commands (XEP-0050/0133), entity capabilities.
+//   - RFC 8048 presence both ways (PRES-*): virtual subscriptions owned by
+//     one task loop (presence.go explains why not the per-user Session),
+//     kept in the store (package store, an append-only journal) and
+//     restored with spread refreshes.
+//   - RFC 7573 one-to-one chat sessions over MSRP (CHAT-*): chat.go, one
+//     goroutine per session; receipts, chat states, gone and BYE.
+//
+// Not yet: groupchat (RFC 7702), ad-hoc commands (XEP-0050/0133), entity
+// capabilities.
 package component

@@ -52,7 +52,10 @@
 //
 // What it deliberately does not do:
 //   - Relays (RFC 4976): no AUTH, and the package is not a relay; it talks
-//     through relays (paths of several URLs) but answers AUTH with 501.
+//     through relays (paths of several URLs) but answers AUTH with 501. A
+//     session that dials should leave from its listener's port
+//     (Listener.Dialer), where a relay such as Kamailio's sends the peer's
+//     frames.
 //   - Connection sharing: one connection carries one session. A request
 //     on a bound connection for another session gets 481.
 //   - CPIM, multipart bodies, isComposing and IMDN are content, left to the
