@@ -4,6 +4,7 @@
 // package mapping.
 //
 // Implemented:
+//
 //   - XEP-0114: stream opening and handshake (COMP-01, COMP-02), with its own
 //     supervision: reconnect with capped, jittered backoff, and an XEP-0199
 //     ping watchdog (COMP-04). gosrc.io/xmpp provides the protocol pieces
@@ -14,10 +15,12 @@
 //     handled as whole Elements instead, read by a small stanza reader
 //     (xmlread.go, held to encoding/xml by a differential fuzz test) that
 //     costs a fifth of encoding/xml's Decoder.
+//
 //   - XEP-0030 disco#info/#items on the component and on SIP-user JIDs, with
 //     features derived from the registered IQ handlers (COMP-10..12);
 //     XEP-0100 jabber:iq:gateway (ADDR-13); XEP-0199 ping (COMP-14);
 //     XEP-0092 version. Every get/set IQ gets exactly one answer (COMP-05).
+//
 //   - RFC 7572 page-mode IM both ways (IM-01..IM-17), with RFC 7247 errors
 //     (ERR-01..ERR-05): one Session per XMPP user keeps one MESSAGE in flight
 //     per SIP destination, so order holds; an outbox queues (bounded) while
@@ -27,6 +30,7 @@
 //     one task loop (presence.go explains why not the per-user Session),
 //     kept in the store (package store, an append-only journal) and
 //     restored with spread refreshes.
+//
 //   - RFC 7573 one-to-one chat sessions over MSRP (CHAT-*): chat.go, one
 //     goroutine per session; receipts, chat states, gone and BYE.
 //
