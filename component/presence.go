@@ -119,7 +119,12 @@ type pairKey struct{ jid, uri string }
 
 func (k pairKey) String() string { return k.jid + " " + k.uri }
 
-func dlgKey(callID, localTag string) string { return callID + "\x00" + localTag }
+// dkey identifies a dialog we are in: its Call-ID and our tag. A struct of
+// the two strings the Dialog already holds, not a concatenation: one
+// allocation less per subscription.
+type dkey struct{ callID, tag string }
+
+func dlgKey(callID, localTag string) dkey { return dkey{callID, localTag} }
 
 // Authorization states of an inbound virtual subscription: what the XMPP
 // user said about the SIP watcher (PRES-23, PRES-24).
@@ -145,16 +150,15 @@ type inSub struct {
 type inDialog struct {
 	sub       *inSub
 	d         sipside.Dialog
-	key       string
-	expiresAt time.Time
+	key       dkey
+	expiresAt int64 // unix nanoseconds (an int64 keeps the struct in a smaller size class)
 	expiry    *ptimer
-	lastSent  time.Time
+	lastSent  int64 // unix nanoseconds
 	inFlight  bool
 	dirty     bool     // changed since the last NOTIFY
 	forced    bool     // the change waiting for inFlight is a state change: no rate limit
 	later     *ptimer  // the rate-limited NOTIFY
 	shown     []string // the resources open in the last PIDF sent (PRES-41)
-	sentState string   // the last state sent: pending or active
 	savedCSeq uint32   // LocalCSeq as last written to the store
 	// final: an unsubscribe or fetch waiting for presence before its
 	// terminating NOTIFY (PRES-26).
@@ -209,11 +213,12 @@ type presenceEngine struct {
 	// Loop-owned state.
 	ins       map[pairKey]*inSub
 	outs      map[pairKey]*outSub
-	inDlg     map[string]*inDialog
-	outDlg    map[string]*outSub
-	fetches   map[string]*fetch
+	inDlg     map[dkey]*inDialog
+	outDlg    map[dkey]*outSub
+	fetches   map[dkey]*fetch
 	timers    timerHeap
 	wake      *time.Timer
+	strs      map[string]string // see intern
 	dirty     map[string]store.Op
 	flushT    *ptimer
 	compacted int64 // the store's size after the last compaction
@@ -243,10 +248,11 @@ func newPresence(g *Gateway, sip DialogSender, cfg PresenceConfig) *presenceEngi
 		done:    make(chan struct{}),
 		ins:     make(map[pairKey]*inSub),
 		outs:    make(map[pairKey]*outSub),
-		inDlg:   make(map[string]*inDialog),
-		outDlg:  make(map[string]*outSub),
-		fetches: make(map[string]*fetch),
+		inDlg:   make(map[dkey]*inDialog),
+		outDlg:  make(map[dkey]*outSub),
+		fetches: make(map[dkey]*fetch),
 		dirty:   make(map[string]store.Op),
+		strs:    make(map[string]string),
 		wake:    time.NewTimer(time.Hour),
 	}
 	p.ctx, p.stop = context.WithCancel(context.Background())
@@ -368,6 +374,21 @@ func (p *presenceEngine) updateGauges() {
 	p.nIn.Store(int64(len(p.ins)))
 	p.nInDialogs.Store(int64(len(p.inDlg)))
 	p.nOut.Store(int64(len(p.outs)))
+}
+
+// intern returns one shared copy of a string that many subscriptions
+// repeat: an XMPP user's JID, URI and resources in every watcher's
+// subscription, the event name. The table is bounded: when full it starts
+// over (what was interned stays valid).
+func (p *presenceEngine) intern(v string) string {
+	if c, ok := p.strs[v]; ok {
+		return c
+	}
+	if len(p.strs) >= 1<<16 {
+		clear(p.strs)
+	}
+	p.strs[v] = v
+	return v
 }
 
 // --- timers ---
@@ -564,7 +585,7 @@ func (p *presenceEngine) inRecordOf(s *inSub) (r inRecord, keep bool) {
 	}
 	r = inRecord{JID: s.key.jid, URI: s.key.uri, Watcher: s.watcher, Auth: s.auth}
 	for _, dl := range s.dialogs {
-		r.Dialogs = append(r.Dialogs, inDialogRecord{Dialog: dl.d, Expires: dl.expiresAt})
+		r.Dialogs = append(r.Dialogs, inDialogRecord{Dialog: dl.d, Expires: time.Unix(0, dl.expiresAt)})
 		dl.savedCSeq = dl.d.LocalCSeq
 	}
 	return r, true

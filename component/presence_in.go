@@ -66,6 +66,8 @@ func (g *Gateway) HandleSIPNotify(ctx context.Context, n *sipside.IncomingNotify
 
 // onSubscribe takes a SUBSCRIBE on the loop (PRES-21..PRES-26).
 func (p *presenceEngine) onSubscribe(k pairKey, watcher string, s *sipside.IncomingSubscribe) sipside.SubscribeReply {
+	k.jid = p.intern(k.jid)
+	s.Dialog.LocalURI, s.Dialog.Event = p.intern(s.Dialog.LocalURI), p.intern(s.Dialog.Event)
 	dk := dlgKey(s.Dialog.CallID, s.Dialog.LocalTag)
 	var dl *inDialog
 	if s.Initial {
@@ -102,7 +104,7 @@ func (p *presenceEngine) onSubscribe(k pairKey, watcher string, s *sipside.Incom
 	}
 	exp := s.Expires
 	if exp > 0 {
-		dl.expiresAt = time.Now().Add(time.Duration(exp) * time.Second)
+		dl.expiresAt = time.Now().Add(time.Duration(exp) * time.Second).UnixNano()
 		p.cancel(dl.expiry)
 		dl.expiry = p.after(time.Duration(exp)*time.Second, func() { p.expire(dl) })
 	}
@@ -172,7 +174,7 @@ func (p *presenceEngine) notify(dl *inDialog, force bool) {
 		dl.forced = dl.forced || force
 		return
 	}
-	if wait := p.cfg.NotifyInterval - time.Since(dl.lastSent); !force && wait > 0 {
+	if wait := p.cfg.NotifyInterval - time.Since(time.Unix(0, dl.lastSent)); !force && wait > 0 {
 		dl.dirty = true
 		if dl.later == nil {
 			dl.later = p.after(wait, func() {
@@ -200,9 +202,8 @@ func (p *presenceEngine) notify(dl *inDialog, force bool) {
 			}
 		}
 	}
-	state.Expires = max(int(time.Until(dl.expiresAt).Seconds()), 1)
+	state.Expires = max(int(time.Until(time.Unix(0, dl.expiresAt)).Seconds()), 1)
 	dl.dirty = false
-	dl.sentState = state.State
 	p.sendNotify(dl, state, body, lang, func(ok bool) {
 		if ok && dl.dirty {
 			p.notify(dl, dl.forced)
@@ -247,7 +248,7 @@ func (p *presenceEngine) sendNotify(dl *inDialog, state mapping.SubscriptionStat
 		r.ContentType, r.Body = "application/pidf+xml", body
 	}
 	dl.inFlight = true
-	dl.lastSent = time.Now()
+	dl.lastSent = time.Now().UnixNano()
 	d := dl.d
 	dl.d.LocalCSeq++
 	p.notifies.Add(1)
@@ -407,7 +408,10 @@ func (p *presenceEngine) inPresence(k pairKey, x *xpres) {
 		// does); once she approves, it sends her real presence.
 		return
 	}
-	changed, err := s.pres.Apply(x.mp)
+	mp := x.mp
+	mp.To = "" // not part of the state: each watcher's copy need not keep it
+	mp.From = p.intern(mp.From)
+	changed, err := s.pres.Apply(mp)
 	if err != nil {
 		p.log.Info("XMPP presence not mapped", "from", x.from, "to", x.to, "err", err)
 		return
@@ -594,7 +598,7 @@ func (p *presenceEngine) applyNotify(o *outSub, ps []mapping.Presence, hasBody b
 
 // onFetchNotify relays the answer of a one-shot fetch to the prober
 // (PRES-33b).
-func (p *presenceEngine) onFetchNotify(dk string, f *fetch, n *sipside.IncomingNotify) sipside.Reply {
+func (p *presenceEngine) onFetchNotify(dk dkey, f *fetch, n *sipside.IncomingNotify) sipside.Reply {
 	st, err := mapping.ParseSubscriptionState(n.SubscriptionState)
 	if err != nil {
 		return sipside.Reply{Code: 400, Reason: "Bad Subscription-State"}
@@ -656,7 +660,7 @@ func (p *presenceEngine) restore() error {
 	}
 	due := 0
 	for _, r := range ins {
-		k := pairKey{jid: r.JID, uri: r.URI}
+		k := pairKey{jid: p.intern(r.JID), uri: r.URI}
 		s := &inSub{key: k, watcher: r.Watcher, auth: r.Auth}
 		for _, dr := range r.Dialogs {
 			if !dr.Expires.After(now) {
@@ -664,7 +668,8 @@ func (p *presenceEngine) restore() error {
 			}
 			d := dr.Dialog
 			d.LocalCSeq += cseqMargin
-			dl := &inDialog{sub: s, d: d, key: dlgKey(d.CallID, d.LocalTag), expiresAt: dr.Expires, sentState: mapping.SubStateActive}
+			d.LocalURI, d.Event = p.intern(d.LocalURI), p.intern(d.Event)
+			dl := &inDialog{sub: s, d: d, key: dlgKey(d.CallID, d.LocalTag), expiresAt: dr.Expires.UnixNano()}
 			dl.expiry = p.after(dr.Expires.Sub(now), func() { p.expire(dl) })
 			s.dialogs = append(s.dialogs, dl)
 			p.inDlg[dl.key] = dl

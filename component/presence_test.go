@@ -494,7 +494,7 @@ func TestPresenceSIPWatcherLifecycle(t *testing.T) {
 	var last time.Time
 	h.in(`<presence from='juliet@example.com/balcony' to='romeo\40example.net@sip.example.com'><show>dnd</show><status>one</status><priority>5</priority></presence>`)
 	h.in(`<presence from='juliet@example.com/balcony' to='romeo\40example.net@sip.example.com'><show>dnd</show><status>two</status><priority>5</priority></presence>`)
-	h.onLoop(func(p *presenceEngine) { last = p.inDlg[dlgKey(d.CallID, d.LocalTag)].lastSent })
+	h.onLoop(func(p *presenceEngine) { last = time.Unix(0, p.inDlg[dlgKey(d.CallID, d.LocalTag)].lastSent) })
 	inTime := time.Since(last) < h.g.presence.cfg.NotifyInterval
 	merged := h.notified("active;expires=")
 	if inTime {
