@@ -836,16 +836,7 @@ func (g *Gateway) HandleSIPInvite(_ context.Context, inv *sipside.IncomingInvite
 		g.log.Info("SIP INVITE refused", "code", code, "from", inv.From, "to", inv.RequestURI, "why", why, "err", err)
 		return sipside.InviteReply{Code: code}
 	}
-	userFull, err := g.addr.XMPPUserJID(inv.RequestURI)
-	if err != nil {
-		return refuse(sipReplyFor(err).Code, "address", err)
-	}
-	sipJID, err := g.addr.SIPUserJID(inv.From)
-	if err != nil {
-		return refuse(sipReplyFor(err).Code, "address", err)
-	}
-	sipJID = bareJID(sipJID)
-	sipURI, err := g.addr.SIPUserURI(sipJID)
+	userFull, sipJID, sipURI, err := g.sipParties(inv.RequestURI, inv.From)
 	if err != nil {
 		return refuse(sipReplyFor(err).Code, "address", err)
 	}

@@ -29,18 +29,8 @@ func (g *Gateway) HandleSIPSubscribe(ctx context.Context, s *sipside.IncomingSub
 			return p.onSubscribe(pairKey{}, "", s)
 		})
 	}
-	user, err := g.addr.XMPPUserJID(s.RequestURI)
-	if err == nil {
-		user = bareJID(user)
-	}
-	var watcher, watcherURI string
-	if err == nil {
-		watcher, err = g.addr.SIPUserJID(s.Dialog.RemoteURI)
-	}
-	if err == nil {
-		watcher = bareJID(watcher)
-		watcherURI, err = g.addr.SIPUserURI(watcher)
-	}
+	user, watcher, watcherURI, err := g.sipParties(s.RequestURI, s.Dialog.RemoteURI)
+	user = bareJID(user)
 	if err != nil {
 		r := sipReplyFor(err)
 		g.log.Info("SIP SUBSCRIBE refused", "code", r.Code, "from", s.Dialog.RemoteURI, "to", s.RequestURI, "source", s.Source.String(), "err", err)

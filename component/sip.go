@@ -128,3 +128,21 @@ func sipReplyFor(err error) sipside.Reply {
 	}
 	return r
 }
+
+// sipParties maps the parties of a SIP request that starts a dialog with an
+// XMPP user: the XMPP user from the Request-URI (a full JID when it has a
+// gr), and the SIP user from From as a bare JID and as its canonical AOR,
+// the key of what the pair shares (presence subscriptions, chat sessions).
+func (g *Gateway) sipParties(requestURI, from string) (user, sipJID, sipURI string, err error) {
+	if user, err = g.addr.XMPPUserJID(requestURI); err != nil {
+		return "", "", "", err
+	}
+	if sipJID, err = g.addr.SIPUserJID(from); err != nil {
+		return "", "", "", err
+	}
+	sipJID = bareJID(sipJID)
+	if sipURI, err = g.addr.SIPUserURI(sipJID); err != nil {
+		return "", "", "", err
+	}
+	return user, sipJID, sipURI, nil
+}
