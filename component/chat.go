@@ -249,15 +249,9 @@ func (e *chatEngine) route(e2 *Element, xm mapping.XMPPMessage) bool {
 	if e.cfg.Listener == nil || e2.AttrValue("type") != "chat" && (out.received == "" || out.text != "") {
 		return false
 	}
-	user := bareJID(xm.From)
-	sipJID := bareJID(xm.To)
-	sipURI, err := e.g.addr.SIPUserURI(sipJID)
+	user, userURI, sipJID, sipURI, err := e.g.xmppParties(xm.From, xm.To)
 	if err != nil {
 		return false // page mode answers the addressing error
-	}
-	userURI, err := e.g.addr.XMPPUserURI(user)
-	if err != nil {
-		return false
 	}
 	key := chatKey{jid: user, uri: sipURI}
 	e.mu.Lock()

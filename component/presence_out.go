@@ -67,13 +67,8 @@ func (g *Gateway) parsePresence(e *Element) (*xpres, error) {
 	if local == "" && domain == g.cfg.Component {
 		return nil, nil
 	}
-	x.user = bareJID(x.from)
 	var err error
-	if x.userURI, err = g.addr.XMPPUserURI(x.user); err != nil {
-		return nil, err
-	}
-	x.sipJID = bareJID(x.to)
-	if x.sipURI, err = g.addr.SIPUserURI(x.sipJID); err != nil {
+	if x.user, x.userURI, x.sipJID, x.sipURI, err = g.xmppParties(x.from, x.to); err != nil {
 		return nil, err
 	}
 	switch x.typ {

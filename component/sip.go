@@ -146,3 +146,17 @@ func (g *Gateway) sipParties(requestURI, from string) (user, sipJID, sipURI stri
 	}
 	return user, sipJID, sipURI, nil
 }
+
+// xmppParties maps the parties of a stanza from an XMPP user to a SIP user:
+// the XMPP user as a bare JID and as a SIP URI, the SIP user as a bare JID
+// and as its canonical AOR.
+func (g *Gateway) xmppParties(from, to string) (user, userURI, sipJID, sipURI string, err error) {
+	user, sipJID = bareJID(from), bareJID(to)
+	if userURI, err = g.addr.XMPPUserURI(user); err != nil {
+		return "", "", "", "", err
+	}
+	if sipURI, err = g.addr.SIPUserURI(sipJID); err != nil {
+		return "", "", "", "", err
+	}
+	return user, userURI, sipJID, sipURI, nil
+}
