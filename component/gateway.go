@@ -210,7 +210,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 				return err
 			}
 			g.log.Warn("cannot connect to the XMPP server", "server", g.cfg.Server, "err", err, "retry_in", backoff)
-			if !sleepCtx(ctx, jitter(backoff)) {
+			if !sleepCtx(ctx, jitter(backoff, 25)) {
 				return nil
 			}
 			backoff = min(backoff*2, g.cfg.BackoffMax)
@@ -236,7 +236,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 		s.kill()
 		g.log.Warn("component stream lost; reconnecting", "err", err, "retry_in", backoff)
-		if !sleepCtx(ctx, jitter(backoff)) {
+		if !sleepCtx(ctx, jitter(backoff, 25)) {
 			return nil
 		}
 		backoff = min(backoff*2, g.cfg.BackoffMax)
@@ -388,9 +388,14 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// jitter spreads reconnects of many instances: d * [0.75, 1.25).
-func jitter(d time.Duration) time.Duration {
-	return d*3/4 + time.Duration(rand.Int64N(int64(d/2)+1))
+// jitter spreads d by ±pct percent: d * [1-pct/100, 1+pct/100]. Reconnects
+// of many instances use 25, presence retries 10.
+func jitter(d time.Duration, pct int64) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	span := d * time.Duration(pct) / 100
+	return d - span + time.Duration(rand.Int64N(int64(2*span)+1))
 }
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)

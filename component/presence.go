@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -461,21 +460,13 @@ func (p *presenceEngine) fire() {
 	p.rearm()
 }
 
-// jitter spreads d by ±10 %.
-func jitterPct(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return d - d/10 + time.Duration(rand.Int64N(int64(d/5)+1))
-}
-
 // backoff is the wait before attempt n+1 after n failures.
 func (p *presenceEngine) backoff(n int) time.Duration {
 	d := p.cfg.RetryMin
 	for i := 1; i < n && d < p.cfg.RetryMax; i++ {
 		d *= 2
 	}
-	return jitterPct(min(d, p.cfg.RetryMax))
+	return jitter(min(d, p.cfg.RetryMax), 10)
 }
 
 // refreshDelay is when to refresh a subscription granted for exp seconds:

@@ -673,7 +673,7 @@ func (p *presenceEngine) restore() error {
 			// Learn the XMPP user's presence again (PRES-30); the NOTIFY
 			// follows when it arrives.
 			due++
-			s.probeDue = p.after(spread(due)+jitterPct(time.Second), func() {
+			s.probeDue = p.after(spread(due)+jitter(time.Second, 10), func() {
 				s.probeDue = nil
 				p.probe(s)
 			})
