@@ -125,6 +125,13 @@ func (r *chatRig) message(what string) (first *testbed.MSRPFrame, body string) {
 // most chunk bytes.
 func (r *chatRig) send(stoxURI, msgID, ctype, body string, chunk int, extra ...testbed.Header) {
 	r.t.Helper()
+	peerSend(r.t, r.peer, []string{r.usePath, stoxURI}, msgID, ctype, body, chunk, extra...)
+}
+
+// peerSend writes a message as SEND chunks of at most chunk bytes (0: one),
+// To-Path toPath, back to back.
+func peerSend(t *testing.T, peer *testbed.MSRPPeer, toPath []string, msgID, ctype, body string, chunk int, extra ...testbed.Header) {
+	t.Helper()
 	total := len(body)
 	if total == 0 || chunk <= 0 {
 		chunk = total
@@ -141,9 +148,9 @@ func (r *chatRig) send(stoxURI, msgID, ctype, body string, chunk int, extra ...t
 		}, extra...)
 		hs = append(hs, testbed.Header{Name: "Content-Type", Value: ctype})
 		tid := fmt.Sprintf("t%d%s", start, msgID)
-		raw := testbed.FormatMSRPRequest(tid, "SEND", []string{r.usePath, stoxURI}, []string{r.peer.URI}, hs, body[start:end], flag)
-		if err := r.peer.Write(raw); err != nil {
-			r.t.Fatal(err)
+		raw := testbed.FormatMSRPRequest(tid, "SEND", toPath, []string{peer.URI}, hs, body[start:end], flag)
+		if err := peer.Write(raw); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

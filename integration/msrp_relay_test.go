@@ -5,7 +5,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -98,20 +97,7 @@ func TestMSRPRelayMegabyte(t *testing.T) {
 
 	// Back: the peer sends 1 MiB in chunks the relay can look into
 	// (frames under 11240 bytes, see the relay's configuration).
-	const chunk = 8000
-	for off := 0; off < len(big); off += chunk {
-		end := min(off+chunk, len(big))
-		flag := byte('+')
-		if end == len(big) {
-			flag = '$'
-		}
-		raw := testbed.FormatMSRPRequest(fmt.Sprintf("b%d", off), "SEND", []string{usePath, local.String()}, []string{peer.URI},
-			[]testbed.Header{{Name: "Message-ID", Value: "back"}, {Name: "Byte-Range", Value: fmt.Sprintf("%d-%d/%d", off+1, end, len(big))},
-				{Name: "Content-Type", Value: "text/plain"}}, string(big[off:end]), flag)
-		if err := peer.Write(raw); err != nil {
-			t.Fatal(err)
-		}
-	}
+	peerSend(t, peer, []string{usePath, local.String()}, "back", "text/plain", string(big), 8000)
 	select {
 	case m := <-got:
 		if !bytes.Equal(m.Body, big) {
