@@ -39,6 +39,11 @@ type fakeSIP struct {
 }
 
 func (f *fakeSIP) SendMessage(ctx context.Context, m *sipside.OutgoingMessage) (sipside.Result, error) {
+	if m.Timeout > 0 { // as sipside bounds the send
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
+		defer cancel()
+	}
 	f.mu.Lock()
 	f.inFlight[m.RequestURI]++
 	f.maxSeen = max(f.maxSeen, f.inFlight[m.RequestURI])

@@ -101,9 +101,8 @@ func messageFromStanza(e *Element) mapping.XMPPMessage {
 // deliver sends one message to SIP and answers failures (ERR-04). It runs on
 // a goroutine owned by the session.
 func (g *Gateway) deliver(ctx context.Context, o *outgoing) {
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.SendTimeout)
-	defer cancel()
 	res, err := g.sip.SendMessage(ctx, &sipside.OutgoingMessage{
+		Timeout:         g.cfg.SendTimeout,
 		RequestURI:      o.sip.RequestURI,
 		From:            o.sip.From,
 		To:              o.sip.To,

@@ -115,7 +115,8 @@ func (u *UA) handleMessage(req *sip.Request, tx sip.ServerTransaction, src netip
 	defer u.incomingBusy.Add(-1)
 	u.workers.do(func() {
 		m := u.incoming(req, src)
-		reply := u.dispatch(req, m)
+		token, _ := sip.ServerTxKeyMake(req)
+		reply := u.dispatch(token, m)
 		u.respond(req, tx, m, reply)
 	})
 }
@@ -153,10 +154,11 @@ func (u *UA) shed(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort
 	}
 }
 
-// dispatch waits for the request's turn and calls the handler.
-func (u *UA) dispatch(req *sip.Request, m *IncomingMessage) (reply Reply) {
+// dispatch waits for the turn of the request's transaction token (""
+// for none) and calls the handler.
+func (u *UA) dispatch(token string, m *IncomingMessage) (reply Reply) {
 	var t *ticket
-	if token, err := sip.ServerTxKeyMake(req); err == nil {
+	if token != "" {
 		t = u.seq.claim(u.ctx, token)
 	}
 	defer u.seq.release(t)
@@ -198,6 +200,22 @@ func (u *UA) incoming(req *sip.Request, src netip.AddrPort) *IncomingMessage {
 
 // respond sends the handler's reply.
 func (u *UA) respond(req *sip.Request, tx sip.ServerTransaction, m *IncomingMessage, r Reply) {
+	code, reason, extra := u.finalReply(m, r)
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res.AppendHeader(sip.NewHeader("Server", u.uaString))
+	for _, h := range extra {
+		res.AppendHeader(sip.NewHeader(h[0], h[1]))
+	}
+	u.log.Debug("sip message answered", "source", m.Source, "call_id", m.CallID, "code", code)
+	if err := tx.Respond(res); err != nil {
+		u.log.Debug("sip respond failed", "code", code, "error", err)
+	}
+}
+
+// finalReply checks the handler's reply: the status code, the reason phrase
+// and the headers it may add (sorted by name, values cleaned). What it
+// refuses is logged.
+func (u *UA) finalReply(m *IncomingMessage, r Reply) (int, string, [][2]string) {
 	code, reason := r.Code, r.Reason
 	if code < 200 || code > 699 {
 		u.log.Error("sip message handler returned a bad status", "code", code)
@@ -211,33 +229,30 @@ func (u *UA) respond(req *sip.Request, tx sip.ServerTransaction, m *IncomingMess
 	if reason == "" || hasCtl(reason) {
 		reason = reasonPhrase(code)
 	}
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	res.AppendHeader(sip.NewHeader("Server", u.uaString))
-	if len(r.Headers) > 0 {
-		names := make([]string, 0, len(r.Headers))
-		for k := range r.Headers {
-			names = append(names, k)
-		}
-		slices.Sort(names)
-		for _, k := range names {
-			v := r.Headers[k]
-			lk := strings.ToLower(k)
-			ok := isToken(k) && !hasCtl(v) && !slices.Contains(reservedReplyHeaders, lk)
-			if lk == "contact" || lk == "m" {
-				// IM-04: no Contact in a 2xx to MESSAGE; 3xx and 485 need it.
-				ok = ok && code >= 300
-			}
-			if !ok {
-				u.log.Error("sip reply header refused", "header", k)
-				continue
-			}
-			res.AppendHeader(sip.NewHeader(k, cleanText(v)))
-		}
+	if len(r.Headers) == 0 {
+		return code, reason, nil
 	}
-	u.log.Debug("sip message answered", "source", m.Source, "call_id", m.CallID, "code", code)
-	if err := tx.Respond(res); err != nil {
-		u.log.Debug("sip respond failed", "code", code, "error", err)
+	names := make([]string, 0, len(r.Headers))
+	for k := range r.Headers {
+		names = append(names, k)
 	}
+	slices.Sort(names)
+	extra := make([][2]string, 0, len(names))
+	for _, k := range names {
+		v := r.Headers[k]
+		lk := strings.ToLower(k)
+		ok := isToken(k) && !hasCtl(v) && !slices.Contains(reservedReplyHeaders, lk)
+		if lk == "contact" || lk == "m" {
+			// IM-04: no Contact in a 2xx to MESSAGE; 3xx and 485 need it.
+			ok = ok && code >= 300
+		}
+		if !ok {
+			u.log.Error("sip reply header refused", "header", k)
+			continue
+		}
+		extra = append(extra, [2]string{k, cleanText(v)})
+	}
+	return code, reason, extra
 }
 
 // refuse answers a request refused before any handler, and logs it.

@@ -93,6 +93,7 @@ type config struct {
 	maxIncoming int
 	resolver    *net.Resolver
 	accept      []string
+	noFastPath  bool
 
 	// Internal knobs, set by tests of this package.
 	orderWait time.Duration
@@ -321,6 +322,18 @@ func WithMaxIncoming(n int) Option {
 			return optErr("max incoming %d", n)
 		}
 		c.maxIncoming = n
+		return nil
+	}
+}
+
+// WithFastPath turns the page-mode fast path on (the default) or off. The
+// fast path serves MESSAGEs over UDP, both ways, with its own reader,
+// writer and transactions instead of sipgo's (fastpath.go); what it does
+// not accept, and every other request, takes the usual path. Turning it off
+// is for measuring and for ruling it out when looking for a fault.
+func WithFastPath(on bool) Option {
+	return func(c *config) error {
+		c.noFastPath = !on
 		return nil
 	}
 }

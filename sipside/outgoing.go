@@ -27,6 +27,11 @@ type OutgoingMessage struct {
 	// ContentLanguage is a language tag list (IM-09), "" for none.
 	ContentLanguage string
 	Body            []byte
+	// Timeout, when positive, bounds the wait for the final response (and,
+	// on paths that resolve or dial, the whole send) like a context
+	// deadline, without the cost of a timer per message: the fast path
+	// checks it with its own timers.
+	Timeout time.Duration
 }
 
 // Result is the outcome of SendMessage: the final response.
@@ -50,14 +55,19 @@ const defaultContentType = "text/plain;charset=UTF-8"
 // prepared is an OutgoingMessage after checking and cleaning.
 type prepared struct {
 	ruri, from, to sip.Uri
-	display        string
-	callID         string
-	subject        string
-	ctype          string
-	lang           string
-	body           []byte
-	tag            string
-	ownCallID      bool // the Call-ID is ours (the caller gave none)
+	// The same URIs as given, when uriParts accepts them (then they are
+	// written as given and parsed only when needed: parseURIs); "" when
+	// parsed at once.
+	rawRURI, rawFrom, rawTo string
+	parsed                  bool
+	display                 string
+	callID                  string
+	subject                 string
+	ctype                   string
+	lang                    string
+	body                    []byte
+	tag                     string
+	ownCallID               bool // the Call-ID is ours (the caller gave none)
 }
 
 // prepare checks every caller value that goes into a header. URIs, the
@@ -65,16 +75,35 @@ type prepared struct {
 // ErrHeaderValue when unsafe; Subject and FromDisplay are cleaned (control
 // characters become spaces) since they are free text.
 func prepare(m *OutgoingMessage) (*prepared, error) {
+	p, err := prepareLazy(m)
+	if err == nil {
+		err = p.parseURIs()
+	}
+	return p, err
+}
+
+// prepareLazy is prepare that leaves URIs of the plain shape (uriParts)
+// unparsed: the fast path writes them as given.
+func prepareLazy(m *OutgoingMessage) (*prepared, error) {
 	p := &prepared{body: m.Body}
-	var err error
-	if p.ruri, err = parseURI("Request-URI", m.RequestURI); err != nil {
-		return nil, err
-	}
-	if p.from, err = parseURI("From", m.From); err != nil {
-		return nil, err
-	}
-	if p.to, err = parseURI("To", m.To); err != nil {
-		return nil, err
+	for _, f := range [...]struct {
+		field string
+		in    string
+		raw   *string
+		uri   *sip.Uri
+	}{
+		{"Request-URI", m.RequestURI, &p.rawRURI, &p.ruri},
+		{"From", m.From, &p.rawFrom, &p.from},
+		{"To", m.To, &p.rawTo, &p.to},
+	} {
+		if _, _, ok := uriParts(f.in); ok {
+			*f.raw = f.in
+			continue
+		}
+		var err error
+		if *f.uri, err = parseURI(f.field, f.in); err != nil {
+			return nil, err
+		}
 	}
 	p.callID = m.CallID
 	if p.callID == "" {
@@ -99,6 +128,32 @@ func prepare(m *OutgoingMessage) (*prepared, error) {
 	p.display = quoteDisplay(m.FromDisplay)
 	p.tag = rand.Text()
 	return p, nil
+}
+
+// parseURIs parses the URIs prepareLazy left as given.
+func (p *prepared) parseURIs() error {
+	if p.parsed {
+		return nil
+	}
+	for _, f := range [...]struct {
+		field string
+		raw   string
+		uri   *sip.Uri
+	}{
+		{"Request-URI", p.rawRURI, &p.ruri},
+		{"From", p.rawFrom, &p.from},
+		{"To", p.rawTo, &p.to},
+	} {
+		if f.raw == "" {
+			continue
+		}
+		var err error
+		if *f.uri, err = parseURI(f.field, f.raw); err != nil {
+			return err
+		}
+	}
+	p.parsed = true
+	return nil
 }
 
 // SendMessage sends one MESSAGE (or its chunks) and waits for the final
@@ -130,9 +185,13 @@ func (u *UA) SendMessage(ctx context.Context, m *OutgoingMessage) (Result, error
 	}
 	defer u.leave()
 
-	p, err := prepare(m)
+	p, err := prepareLazy(m)
 	if err != nil {
 		return Result{}, err
+	}
+	var deadline time.Time // of m.Timeout, zero for none
+	if m.Timeout > 0 {
+		deadline = time.Now().Add(m.Timeout)
 	}
 	// Close ends every send: the waits below watch u.ctx themselves. A
 	// context that Close cancels (one more context and an AfterFunc
@@ -148,8 +207,30 @@ func (u *UA) SendMessage(ctx context.Context, m *OutgoingMessage) (Result, error
 	}
 	defer func() { <-u.slots }()
 
-	tg, err := u.resolveTarget(ctx, &p.ruri)
-	if err != nil {
+	tg, static := u.proxyTarget, u.proxyTarget.transport != ""
+	if !static && !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	if !static {
+		if err := p.parseURIs(); err != nil {
+			return Result{}, err
+		}
+		if tg, err = u.resolveTarget(ctx, &p.ruri); err != nil {
+			return Result{}, err
+		}
+	}
+	if res, err, ok := u.sendFast(ctx, st, p, tg, deadline); ok {
+		res.Parts = 1
+		return res, err
+	}
+	if static && !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	if err := p.parseURIs(); err != nil {
 		return Result{}, err
 	}
 	req := u.build(st, p, p.body, tg)

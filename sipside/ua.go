@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,10 +41,14 @@ type UA struct {
 	calls    *callTable
 	slots    chan struct{}
 	route    *sip.Uri // the outbound proxy with ;lr, or nil
-	uaString string
-	allow    string
-	accept   string
-	limit    int // the parser's MaxMessageLength
+	routeStr string   // route as written, "" for none
+	// proxyTarget is the outbound proxy's transport and address when they
+	// need no lookup (an IP address, or a port given), else zero.
+	proxyTarget target
+	uaString    string
+	allow       string
+	accept      string
+	limit       int // the parser's MaxMessageLength
 	// headerExtra bounds the bytes of the User-Agent and Route headers of
 	// our requests (fitsUDP).
 	headerExtra int
@@ -71,6 +76,8 @@ type UA struct {
 type startedState struct {
 	sentBy   map[string]hostPort // by sipgo transport name "UDP", "TCP", "TLS"
 	udpLaddr sip.Addr            // the UDP listener, used as the source of UDP requests
+	fast     *fastPath           // the fast path of that listener, or nil
+	fastVia  string              // its Via sent-by, host:port; "" when not known
 }
 
 type hostPort struct {
@@ -134,6 +141,12 @@ func New(opts ...Option) (*UA, error) {
 			r.UriParams.Add("lr", "")
 		}
 		u.route = r
+		u.routeStr = r.String()
+		if h := strings.Trim(cfg.proxy.Host, "[]"); cfg.proxy.Port > 0 || isIP(h) {
+			if tg, err := u.resolveHop(context.Background(), cfg.proxy); err == nil {
+				u.proxyTarget = tg
+			}
+		}
 		u.headerExtra += len("Route: <>") + 2*len(r.String())
 	}
 	u.headerExtra += len("User-Agent: ") + len(u.uaString)
@@ -301,6 +314,9 @@ func (u *UA) Start(ctx context.Context) error {
 			st.sentBy[tp] = hostPort{host: host, port: int(b.addr.Port())}
 			if tp == "UDP" {
 				st.udpLaddr = sip.Addr{IP: net.IP(b.addr.Addr().AsSlice()), Port: int(b.addr.Port())}
+				if host != "" {
+					st.fastVia = net.JoinHostPort(host, strconv.Itoa(int(b.addr.Port())))
+				}
 			}
 		}
 		listeners = append(listeners, Listener{Transport: b.spec.transport, Addr: b.addr})
@@ -317,6 +333,12 @@ func (u *UA) Start(ctx context.Context) error {
 		var g *udpGuard
 		if b.pc != nil {
 			g = newUDPGuard(b.pc, u)
+			if uc, ok := b.pc.(*net.UDPConn); ok && !u.cfg.noFastPath {
+				g.fast = newFastPath(u, uc)
+				if st.fast == nil && st.udpLaddr.Port == int(b.addr.Port()) {
+					st.fast = g.fast
+				}
+			}
 			guards = append(guards, g)
 		}
 		u.wg.Go(func() {
@@ -424,6 +446,11 @@ func (u *UA) trusted(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+func isIP(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {

@@ -30,6 +30,7 @@ import (
 type udpGuard struct {
 	net.PacketConn
 	u     *UA
+	fast  *fastPath // nil when WithFastPath(false)
 	buf   []byte
 	ready chan struct{} // closed on the first read: sipgo has pooled the socket
 	once  sync.Once
@@ -54,6 +55,9 @@ func (g *udpGuard) ReadFrom(b []byte) (int, net.Addr, error) {
 		}
 		if code, reason := checkDatagram(data); code != 0 {
 			g.refuse(data, addr, code, reason)
+			continue
+		}
+		if g.fast != nil && g.fast.handle(data, addr) {
 			continue
 		}
 		if g.u.overloaded() && g.shed(data, addr) {

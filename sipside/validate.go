@@ -154,17 +154,16 @@ func uriHasCtl(u *sip.Uri) bool {
 // orderKey is the conversation of a MESSAGE for ordering: the sender's AOR
 // and the Request-URI's user@host (host compared without case).
 func orderKey(req *sip.Request) string {
-	var sb strings.Builder
 	if f := req.From(); f != nil {
-		sb.WriteString(f.Address.User)
-		sb.WriteByte('@')
-		sb.WriteString(strings.ToLower(f.Address.Host))
+		return orderKeyOf(f.Address.User, f.Address.Host, req.Recipient.User, req.Recipient.Host)
 	}
-	sb.WriteByte(0)
-	sb.WriteString(req.Recipient.User)
-	sb.WriteByte('@')
-	sb.WriteString(strings.ToLower(req.Recipient.Host))
-	return sb.String()
+	return "\x00" + req.Recipient.User + "@" + strings.ToLower(req.Recipient.Host)
+}
+
+// orderKeyOf is the conversation key of a sender user@host and a
+// Request-URI user@host (hosts without IPv6 brackets).
+func orderKeyOf(fromUser, fromHost, ruriUser, ruriHost string) string {
+	return fromUser + "@" + strings.ToLower(fromHost) + "\x00" + ruriUser + "@" + strings.ToLower(ruriHost)
 }
 
 // viaBranch returns the branch of the top Via.

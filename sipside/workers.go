@@ -43,6 +43,16 @@ func (p *workers) do(job func()) {
 	<-done
 }
 
+// submit runs job on a worker and returns at once.
+func (p *workers) submit(job func()) {
+	select {
+	case p.jobs <- job:
+	default:
+		p.wg.Add(1)
+		go p.worker(job)
+	}
+}
+
 func (p *workers) worker(job func()) {
 	defer p.wg.Done()
 	idle := time.NewTimer(p.idle)

@@ -1,0 +1,404 @@
+package sipside
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// fastPath carries page-mode MESSAGEs over UDP, both ways, without sipgo's
+// parser, message types, transaction layer and per-transaction goroutines
+// and timers. It runs its own non-INVITE transactions (RFC 3261 §17.1.2,
+// §17.2.2) on the UDP listener that sipgo also reads, inside the udpGuard:
+//
+//   - Incoming: a MESSAGE that readRequest accepts (wire.go) gets a server
+//     transaction in srv, keyed by branch and sent-by (§17.2.3), a turn in
+//     its conversation (sequencer) and a worker that runs the handler, and
+//     its final response is written straight to the socket.
+//     Retransmissions are absorbed here: nothing while the handler runs,
+//     the final response again after it (kept 64*T1, Timer J, as the
+//     fields it was made from, not as bytes). Everything readRequest
+//     declines (and every other method) goes to sipgo as before, which
+//     refuses what is wrong (400, 403, 416, 420, 483, ...) and logs it.
+//   - Outgoing: SendMessage over UDP to an IP address, when the request
+//     fits in a datagram, writes it itself and registers a client
+//     transaction in cli, keyed by branch. One goroutine (timers), running
+//     only while transactions are open, retransmits them (Timer E, from T1
+//     doubling to T2, T2 after a provisional response) and ends them at
+//     Timer F. The read loop hands a matching response to the waiting
+//     sender; an unknown one goes on to sipgo, which ignores it (IM-15).
+//
+// In `make bench` sipgo's path cost about 80 us of CPU per X->S message
+// and 110 us per S->X message, most of it in allocation, timers and
+// goroutine hand-offs around two syscalls.
+type fastPath struct {
+	u  *UA
+	pc *net.UDPConn
+
+	mu      sync.Mutex
+	srv     map[string]*fastServerTx
+	expiry  []srvExpiry // completed server transactions, oldest first
+	sweeper *time.Timer // forgets completed server transactions once traffic stops
+	cli     map[string]*fastClientTx
+	ticking bool // the timers goroutine runs
+}
+
+// maxFastServerTx bounds the server transactions the fast path keeps: at
+// 64*T1 = 32 s each, about 30,000 MESSAGEs a second. Beyond it requests go
+// to sipgo.
+const maxFastServerTx = 1 << 20
+
+type fastServerTx struct {
+	completed bool
+	code      int
+	reason    string
+	tag       string
+	extra     [][2]string
+}
+
+type srvExpiry struct {
+	key string
+	at  time.Time
+}
+
+type fastClientTx struct {
+	data     []byte
+	dst      netip.AddrPort
+	interval time.Duration // Timer E's next value
+	next     time.Time     // next retransmission
+	deadline time.Time     // Timer F
+	done     chan fastOutcome
+}
+
+type fastOutcome struct {
+	res Result
+	err error
+}
+
+func newFastPath(u *UA, pc *net.UDPConn) *fastPath {
+	return &fastPath{
+		u:   u,
+		pc:  pc,
+		srv: make(map[string]*fastServerTx),
+		cli: make(map[string]*fastClientTx),
+	}
+}
+
+// handle takes a datagram from the read loop (after the guard's checks). It
+// reports whether the fast path consumed it.
+func (f *fastPath) handle(data []byte, addr net.Addr) bool {
+	switch {
+	case bytes.HasPrefix(data, []byte("SIP/2.0 ")):
+		return f.response(data)
+	case bytes.HasPrefix(data, []byte("MESSAGE ")):
+		return f.request(data, addr)
+	}
+	return false
+}
+
+// request serves a MESSAGE, or declines it.
+func (f *fastPath) request(data []byte, addr net.Addr) bool {
+	u := f.u
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok || u.cfg.handler == nil {
+		return false
+	}
+	src := ua.AddrPort()
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if !u.trusted(src.Addr()) {
+		return false // 403 and its log line on the usual path
+	}
+	req, ok := readRequest(string(data))
+	if !ok {
+		return false
+	}
+	// RFC 3261 §18.2.2 with RFC 3581: the source address, and the source
+	// port when rport was asked for, else the sent-by port.
+	dst := src
+	if !req.topVia.rport {
+		port := req.topVia.port
+		if port == 0 {
+			port = 5060
+		}
+		dst = netip.AddrPortFrom(src.Addr(), uint16(port))
+	}
+	key := req.topVia.branch + "\x00" + req.topVia.sentBy
+	f.mu.Lock()
+	if tx := f.srv[key]; tx != nil {
+		done := *tx
+		f.mu.Unlock()
+		if done.completed {
+			f.write(&req, src, dst, done.code, done.reason, done.tag, done.extra)
+		}
+		return true // a retransmission (§17.2.2): absorbed
+	}
+	if len(f.srv) >= maxFastServerTx {
+		f.mu.Unlock()
+		return false
+	}
+	tx := &fastServerTx{tag: rand.Text()[:16]}
+	f.srv[key] = tx
+	f.mu.Unlock()
+
+	if u.overloaded() || !u.enter() {
+		u.noteShed(src)
+		f.complete(key, &req, src, dst, 503, reasonPhrase(503), [][2]string{{"Retry-After", strconv.Itoa(OverloadRetryAfter)}})
+		return true
+	}
+	if n := u.incomingBusy.Add(1); n > int64(u.cfg.maxIncoming) {
+		u.incomingBusy.Add(-1)
+		u.leave()
+		u.noteShed(src)
+		f.complete(key, &req, src, dst, 503, reasonPhrase(503), [][2]string{{"Retry-After", strconv.Itoa(OverloadRetryAfter)}})
+		return true
+	}
+	u.seq.issue(key, wireOrderKey(&req), true)
+	u.workers.submit(func() {
+		defer u.leave()
+		defer u.incomingBusy.Add(-1)
+		m := incomingFromWire(&req, src, u.cfg.maxBody)
+		code, reason, extra := u.finalReply(m, u.dispatch(key, m))
+		u.log.Debug("sip message answered", "source", m.Source, "call_id", m.CallID, "code", code)
+		f.complete(key, &req, src, dst, code, reason, extra)
+	})
+	return true
+}
+
+// complete records the final response of a server transaction, sends it and
+// starts its Timer J.
+func (f *fastPath) complete(key string, req *wireRequest, src, dst netip.AddrPort, code int, reason string, extra [][2]string) {
+	now := time.Now()
+	f.mu.Lock()
+	tx := f.srv[key]
+	if tx == nil {
+		tx = &fastServerTx{tag: rand.Text()[:16]}
+		f.srv[key] = tx
+	}
+	tx.completed, tx.code, tx.reason, tx.extra = true, code, reason, extra
+	tag := tx.tag
+	f.expiry = append(f.expiry, srvExpiry{key: key, at: now.Add(64 * f.u.cfg.callT1)})
+	f.sweepLocked(now)
+	if f.sweeper == nil {
+		f.sweeper = time.AfterFunc(64*f.u.cfg.callT1+time.Second, f.idleSweep)
+	}
+	f.mu.Unlock()
+	f.write(req, src, dst, code, reason, tag, extra)
+}
+
+// sweepLocked forgets the server transactions whose Timer J has fired.
+func (f *fastPath) sweepLocked(now time.Time) {
+	n := 0
+	for n < len(f.expiry) && !f.expiry[n].at.After(now) {
+		delete(f.srv, f.expiry[n].key)
+		n++
+	}
+	if n > 0 {
+		f.expiry = append(f.expiry[:0], f.expiry[n:]...)
+	}
+}
+
+// idleSweep runs the sweep when no request comes to run it, until nothing
+// is left to forget.
+func (f *fastPath) idleSweep() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sweepLocked(time.Now())
+	if len(f.expiry) == 0 {
+		f.sweeper = nil
+		if len(f.srv) == 0 {
+			f.srv = make(map[string]*fastServerTx) // give back the peak's buckets
+		}
+		return
+	}
+	f.sweeper.Reset(max(time.Until(f.expiry[0].at), 0) + time.Second)
+}
+
+// write sends a response to req.
+func (f *fastPath) write(req *wireRequest, src, dst netip.AddrPort, code int, reason, tag string, extra [][2]string) {
+	buf := appendResponse(make([]byte, 0, 512), req, src.Addr().String(), int(src.Port()), code, reason, tag, f.u.uaString, extra)
+	if _, err := f.pc.WriteToUDPAddrPort(buf, dst); err != nil {
+		f.u.log.Debug("sip respond failed", "code", code, "dest", dst, "error", err)
+	}
+}
+
+// incomingFromWire is what UA.incoming makes of the same request on the
+// usual path.
+func incomingFromWire(r *wireRequest, src netip.AddrPort, maxBody int) *IncomingMessage {
+	m := &IncomingMessage{
+		RequestURI:      r.ruri,
+		From:            r.fromAddr.uri,
+		To:              r.toAddr.uri,
+		FromDisplay:     unquoteDisplay(r.fromAddr.display),
+		CallID:          r.callID,
+		Subject:         r.subject,
+		ContentLanguage: r.clang,
+		ContentType:     r.ctype,
+		Source:          src,
+		Transport:       "udp",
+		TransactionID:   r.topVia.branch,
+		BodySize:        len(r.body),
+	}
+	if len(r.body) > maxBody {
+		m.TooLarge = true
+	} else if len(r.body) > 0 {
+		m.Body = []byte(r.body)
+	}
+	return m
+}
+
+// wireOrderKey is orderKey of the same request on the usual path.
+func wireOrderKey(r *wireRequest) string {
+	ruser, rhost, _ := uriParts(r.ruri)
+	return orderKeyOf(r.fromAddr.user, strings.Trim(r.fromAddr.host, "[]"), ruser, strings.Trim(rhost, "[]"))
+}
+
+// response hands a response to its client transaction. It reports whether
+// one was waiting for it.
+func (f *fastPath) response(data []byte) bool {
+	res, ok := readResponse(string(data))
+	if !ok || res.cseqMethod != "MESSAGE" {
+		return false
+	}
+	f.mu.Lock()
+	tx := f.cli[res.branch]
+	if tx == nil {
+		f.mu.Unlock()
+		return false
+	}
+	if res.code < 200 {
+		// Proceeding (§17.1.2.2): retransmit every T2 from now on.
+		tx.interval = f.u.cfg.callT2
+		tx.next = time.Now().Add(tx.interval)
+		f.mu.Unlock()
+		return true
+	}
+	delete(f.cli, res.branch)
+	f.mu.Unlock()
+	tx.done <- fastOutcome{res: Result{Code: res.code, Reason: res.reason, Contact: res.contact}}
+	return true
+}
+
+// send runs one client transaction for a MESSAGE already written to data,
+// to dst, and waits for its final response.
+func (f *fastPath) send(ctx context.Context, branch string, data []byte, dst netip.AddrPort, deadline time.Time) (Result, error) {
+	u := f.u
+	now := time.Now()
+	tx := &fastClientTx{
+		data:     data,
+		dst:      dst,
+		interval: u.cfg.callT1,
+		next:     now.Add(u.cfg.callT1),
+		deadline: now.Add(u.cfg.txTimeout),
+		done:     make(chan fastOutcome, 1),
+	}
+	if !deadline.IsZero() && deadline.Before(tx.deadline) {
+		tx.deadline = deadline
+	}
+	if u.log.Enabled(ctx, slog.LevelDebug) {
+		u.log.Debug("sip request", "data", string(data))
+	}
+	f.mu.Lock()
+	f.cli[branch] = tx
+	if !f.ticking {
+		f.ticking = true
+		u.wg.Add(1) // the caller holds one: Close has not begun waiting
+		go f.timers()
+	}
+	f.mu.Unlock()
+	if _, err := f.pc.WriteToUDPAddrPort(data, dst); err != nil {
+		f.forget(branch)
+		return Result{}, fmt.Errorf("%w: udp %s: %w", ErrTransport, dst, err)
+	}
+	select {
+	case o := <-tx.done:
+		return o.res, o.err
+	case <-ctx.Done():
+		f.forget(branch)
+		return Result{}, u.ctxErr(ctx, "waiting for a final response")
+	case <-u.ctx.Done():
+		f.forget(branch)
+		return Result{}, ErrClosed
+	}
+}
+
+func (f *fastPath) forget(branch string) {
+	f.mu.Lock()
+	delete(f.cli, branch)
+	f.mu.Unlock()
+}
+
+// timers retransmits and times out the open client transactions. It runs
+// while there are any, ticking at T1/4.
+func (f *fastPath) timers() {
+	defer f.u.wg.Done()
+	tick := time.NewTicker(f.u.cfg.callT1 / 4)
+	defer tick.Stop()
+	var resend []*fastClientTx
+	for {
+		select {
+		case <-tick.C:
+		case <-f.u.ctx.Done():
+			f.mu.Lock()
+			f.ticking = false
+			f.mu.Unlock()
+			return
+		}
+		now := time.Now()
+		resend = resend[:0]
+		f.mu.Lock()
+		if len(f.cli) == 0 {
+			f.ticking = false
+			f.cli = make(map[string]*fastClientTx) // give back the peak's buckets
+			f.mu.Unlock()
+			return
+		}
+		for branch, tx := range f.cli {
+			switch {
+			case !now.Before(tx.deadline):
+				delete(f.cli, branch)
+				tx.done <- fastOutcome{err: fmt.Errorf("%w: no final response within %v (Timer F)", ErrTimeout, f.u.cfg.txTimeout)}
+			case !now.Before(tx.next):
+				resend = append(resend, tx)
+				tx.next = now.Add(tx.interval)
+				tx.interval = min(2*tx.interval, f.u.cfg.callT2)
+			}
+		}
+		f.mu.Unlock()
+		for _, tx := range resend {
+			if _, err := f.pc.WriteToUDPAddrPort(tx.data, tx.dst); err != nil {
+				f.u.log.Debug("sip retransmission failed", "dest", tx.dst, "error", err)
+			}
+		}
+	}
+}
+
+// sendFast sends p over the fast path when it can: UDP to an IP address,
+// from a listener with a known address, within the datagram limit. ok is
+// false when the usual path must send it.
+func (u *UA) sendFast(ctx context.Context, st *startedState, p *prepared, tg target, deadline time.Time) (res Result, err error, ok bool) {
+	if st.fast == nil || st.fastVia == "" || tg.transport != "UDP" {
+		return Result{}, nil, false
+	}
+	dst, perr := netip.ParseAddrPort(tg.dest)
+	if perr != nil {
+		return Result{}, nil, false
+	}
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		return Result{}, fmt.Errorf("%w: %w", ErrTimeout, context.DeadlineExceeded), true
+	}
+	branch := "z9hG4bK" + rand.Text()
+	data := appendRequest(make([]byte, 0, 512+len(p.body)), p, st.fastVia, branch, u.routeStr, u.uaString)
+	if len(data) > udpSizeLimit {
+		return Result{}, nil, false
+	}
+	res, err = st.fast.send(ctx, branch, data, netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port()), deadline)
+	return res, err, true
+}
