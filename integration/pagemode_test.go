@@ -59,6 +59,9 @@ func TestXMPPToSIPFields(t *testing.T) {
 	if len(reqs) != 4 {
 		t.Fatalf("%d requests", len(reqs))
 	}
+	if v := r.metric(`stox_sip_message_transactions_total{direction="out",path="fast"}`); v != "4" {
+		t.Errorf("MESSAGEs sent on the fast path: %q, want 4", v)
+	}
 	// Messages to one SIP user keep their order; another destination runs
 	// on its own, so the foreign user's MESSAGE may come anywhere.
 	var toBob []*testbed.SIPMessage
@@ -308,35 +311,43 @@ func TestSIPToXMPP(t *testing.T) {
 
 func TestSIPToXMPPOrderAndSize(t *testing.T) {
 	// 100 MESSAGEs from SIPp in a row arrive in order; a 4 KB one intact.
-	r := newRig(t)
-	const n = 100
-	u := testbed.UAC{RequestURI: "sip:alice@" + xmppDomain, From: "<sip:bob@" + component + ">"}
-	big := strings.Repeat("0123456789abcdef", 256)
-	u.Messages = append(u.Messages, testbed.UACMessage{Body: big, Expect: 202})
-	for i := range n {
-		u.Messages = append(u.Messages, testbed.UACMessage{Body: fmt.Sprintf("message %d", i), Expect: 202})
-	}
-	dir := t.TempDir()
-	args, err := u.Args(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uac, err := testbed.RunSIPp(r.ctx, dir, append(args, "-t", "t1", r.stoxAddr())...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := uac.Wait(); err != nil {
-		t.Fatalf("uac: %v%s", err, r.logs())
-	}
-	s := r.expect(r.alice, "the 4 KB message", isMessage)
-	if s.Body() != big {
-		t.Fatalf("4 KB message arrived as %d bytes", len(s.Body()))
-	}
-	for i := range n {
-		s := r.expect(r.alice, fmt.Sprint("message ", i), isMessage)
-		if want := fmt.Sprintf("message %d", i); s.Body() != want {
-			t.Fatalf("got %q, want %q", s.Body(), want)
-		}
+	// Over UDP they take the fast path (sip.fast_path), over TCP sipgo's.
+	for _, tc := range []struct{ transport, sipp, path string }{{"tcp", "t1", "sipgo"}, {"udp", "u1", "fast"}} {
+		t.Run(tc.transport, func(t *testing.T) {
+			r := newRig(t)
+			const n = 100
+			u := testbed.UAC{RequestURI: "sip:alice@" + xmppDomain, From: "<sip:bob@" + component + ">"}
+			big := strings.Repeat("0123456789abcdef", 256)
+			u.Messages = append(u.Messages, testbed.UACMessage{Body: big, Expect: 202})
+			for i := range n {
+				u.Messages = append(u.Messages, testbed.UACMessage{Body: fmt.Sprintf("message %d", i), Expect: 202})
+			}
+			dir := t.TempDir()
+			args, err := u.Args(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			uac, err := testbed.RunSIPp(r.ctx, dir, append(args, "-t", tc.sipp, r.stoxAddr())...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := uac.Wait(); err != nil {
+				t.Fatalf("uac: %v%s", err, r.logs())
+			}
+			s := r.expect(r.alice, "the 4 KB message", isMessage)
+			if s.Body() != big {
+				t.Fatalf("4 KB message arrived as %d bytes", len(s.Body()))
+			}
+			for i := range n {
+				s := r.expect(r.alice, fmt.Sprint("message ", i), isMessage)
+				if want := fmt.Sprintf("message %d", i); s.Body() != want {
+					t.Fatalf("got %q, want %q", s.Body(), want)
+				}
+			}
+			if v := r.metric(`stox_sip_message_transactions_total{direction="in",path="` + tc.path + `"}`); v != fmt.Sprint(n+1) {
+				t.Errorf("MESSAGEs on the %s path: %q, want %d", tc.path, v, n+1)
+			}
+		})
 	}
 }
 

@@ -160,6 +160,7 @@ func (f *fastPath) request(data []byte, addr net.Addr) bool {
 		f.complete(key, &req, src, dst, 503, reasonPhrase(503), [][2]string{{"Retry-After", strconv.Itoa(OverloadRetryAfter)}})
 		return true
 	}
+	u.fastIn.Add(1)
 	u.seq.issue(key, wireOrderKey(&req), true)
 	u.workers.submit(func() {
 		defer u.leave()
@@ -399,6 +400,7 @@ func (u *UA) sendFast(ctx context.Context, st *startedState, p *prepared, tg tar
 	if len(data) > udpSizeLimit {
 		return Result{}, nil, false
 	}
+	u.fastOut.Add(1)
 	res, err = st.fast.send(ctx, branch, data, netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port()), deadline)
 	return res, err, true
 }

@@ -113,6 +113,7 @@ func (u *UA) handleMessage(req *sip.Request, tx sip.ServerTransaction, src netip
 		return
 	}
 	defer u.incomingBusy.Add(-1)
+	u.usualIn.Add(1)
 	u.workers.do(func() {
 		m := u.incoming(req, src)
 		token, _ := sip.ServerTxKeyMake(req)

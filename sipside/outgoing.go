@@ -233,6 +233,7 @@ func (u *UA) SendMessage(ctx context.Context, m *OutgoingMessage) (Result, error
 	if err := p.parseURIs(); err != nil {
 		return Result{}, err
 	}
+	u.usualOut.Add(1)
 	req := u.build(st, p, p.body, tg)
 	if tg.transport == "UDP" && !u.fitsUDP(st, p, tg) {
 		if size := requestSize(req) + sentByMargin(st, tg); size > udpSizeLimit {

@@ -60,6 +60,8 @@ type UA struct {
 	// Incoming MESSAGEs being handled (WithMaxIncoming), and those shed.
 	incomingBusy atomic.Int64
 	shedCount    atomic.Uint64
+	// MESSAGE transactions by path (Stats).
+	fastIn, fastOut, usualIn, usualOut atomic.Uint64
 	shedLogged   atomic.Int64 // unix ns of the last overload warning
 
 	mu        sync.Mutex
@@ -374,6 +376,22 @@ func (u *UA) Start(ctx context.Context) error {
 	u.state = st
 	u.mu.Unlock()
 	return nil
+}
+
+// Stats are counts of page-mode MESSAGE transactions since New.
+type Stats struct {
+	FastIn, FastOut   uint64 // incoming and outgoing, on the fast path (WithFastPath)
+	UsualIn, UsualOut uint64 // incoming and outgoing, through sipgo
+	Shed              uint64 // incoming, answered 503 for overload (WithMaxIncoming)
+}
+
+// Stats returns the UA's counts.
+func (u *UA) Stats() Stats {
+	return Stats{
+		FastIn: u.fastIn.Load(), FastOut: u.fastOut.Load(),
+		UsualIn: u.usualIn.Load(), UsualOut: u.usualOut.Load(),
+		Shed: u.shedCount.Load(),
+	}
 }
 
 // Listeners returns the bound listeners (with the actual ports when port 0

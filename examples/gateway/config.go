@@ -61,6 +61,7 @@ type SIPConfig struct {
 	MaxMessageBody     int      `toml:"max_message_body"`
 	UserQueue          int      `toml:"user_queue"`
 	MaxIncoming        int      `toml:"max_incoming"`
+	FastPath           *bool    `toml:"fast_path"` // default true
 }
 
 type MSRPConfig struct {

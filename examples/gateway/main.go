@@ -133,6 +133,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if cfg.SIP.MaxMessageBody > 0 {
 		opts = append(opts, sipside.WithMaxMessageBody(cfg.SIP.MaxMessageBody))
 	}
+	if cfg.SIP.FastPath != nil {
+		opts = append(opts, sipside.WithFastPath(*cfg.SIP.FastPath))
+	}
 	if cfg.Presence.enabled() {
 		opts = append(opts,
 			sipside.WithSubscribeHandler(func(ctx context.Context, s *sipside.IncomingSubscribe) sipside.SubscribeReply {
@@ -210,7 +213,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 
 	if cfg.Metrics.Listen != "" {
-		srv, err := serveMetrics(cfg.Metrics, gw, log)
+		srv, err := serveMetrics(cfg.Metrics, gw, ua, log)
 		if err != nil {
 			_ = ua.Close()
 			return err

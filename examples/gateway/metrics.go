@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -9,16 +11,21 @@ import (
 	"time"
 
 	"github.com/stox-gw/stox/component"
+	"github.com/stox-gw/stox/sipside"
 )
 
 // serveMetrics serves GET /metrics (Prometheus text format) and, when asked,
 // /debug/pprof/ on cfg.Listen. Keep it on loopback or a private network: it
 // has no authentication.
-func serveMetrics(cfg MetricsConfig, gw *component.Gateway, log *slog.Logger) (*http.Server, error) {
+func serveMetrics(cfg MetricsConfig, gw *component.Gateway, ua *sipside.UA, log *slog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		if err := gw.WriteMetrics(w); err != nil {
+			log.Debug("writing metrics", "err", err)
+			return
+		}
+		if err := writeSIPMetrics(w, ua.Stats()); err != nil {
 			log.Debug("writing metrics", "err", err)
 		}
 	})
@@ -41,4 +48,19 @@ func serveMetrics(cfg MetricsConfig, gw *component.Gateway, log *slog.Logger) (*
 	}()
 	log.Info("metrics listening", "addr", ln.Addr().String(), "pprof", cfg.Pprof)
 	return srv, nil
+}
+
+// writeSIPMetrics writes sipside's counts of MESSAGE transactions.
+func writeSIPMetrics(w io.Writer, st sipside.Stats) error {
+	_, err := fmt.Fprintf(w, `# HELP stox_sip_message_transactions_total Page-mode MESSAGE transactions by direction and path (fast: sip.fast_path).
+# TYPE stox_sip_message_transactions_total counter
+stox_sip_message_transactions_total{direction="in",path="fast"} %d
+stox_sip_message_transactions_total{direction="in",path="sipgo"} %d
+stox_sip_message_transactions_total{direction="out",path="fast"} %d
+stox_sip_message_transactions_total{direction="out",path="sipgo"} %d
+# HELP stox_sip_overload_shed_total Incoming MESSAGEs answered 503 for overload (sip.max_incoming).
+# TYPE stox_sip_overload_shed_total counter
+stox_sip_overload_shed_total %d
+`, st.FastIn, st.UsualIn, st.FastOut, st.UsualOut, st.Shed)
+	return err
 }
