@@ -62,7 +62,7 @@ type UA struct {
 	shedCount    atomic.Uint64
 	// MESSAGE transactions by path (Stats).
 	fastIn, fastOut, usualIn, usualOut atomic.Uint64
-	shedLogged   atomic.Int64 // unix ns of the last overload warning
+	shedLogged                         atomic.Int64 // unix ns of the last overload warning
 
 	mu        sync.Mutex
 	starting  bool
