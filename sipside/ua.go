@@ -60,9 +60,9 @@ type UA struct {
 	// Incoming MESSAGEs being handled (WithMaxIncoming), and those shed.
 	incomingBusy atomic.Int64
 	shedCount    atomic.Uint64
+	shedLogged   atomic.Int64 // unix ns of the last overload warning
 	// MESSAGE transactions by path (Stats).
 	fastIn, fastOut, usualIn, usualOut atomic.Uint64
-	shedLogged                         atomic.Int64 // unix ns of the last overload warning
 
 	mu        sync.Mutex
 	starting  bool
