@@ -65,6 +65,21 @@
 // deadline (WithTransactionTimeout, Timer F); sipgo's global timers are not
 // touched.
 //
+// # The page-mode fast path
+//
+// MESSAGE over UDP, both ways, does not go through sipgo unless it has to
+// (WithFastPath, on by default; fastpath.go, wire.go). A narrow reader
+// accepts plain, well-formed MESSAGE datagrams and hands the handler what
+// the usual path would; a server transaction keyed by branch and sent-by
+// absorbs retransmissions and repeats the final response for 64*T1. A
+// MESSAGE sent over UDP to an IP address within 1300 bytes is written
+// directly, with one goroutine retransmitting every open transaction
+// (Timer E) and ending it at Timer F. Anything the reader declines, every
+// other method, TCP and TLS, and requests that need a name looked up take
+// the usual path, which refuses and logs what is wrong as described above.
+// The same checks, limits (WithMaxIncoming, WithMaxMessageBody,
+// WithTrusted), conversation order and responses apply on both paths.
+//
 // # Event subscriptions (RFC 6665, RFC 3856)
 //
 // SUBSCRIBE (WithSubscribeHandler) is checked before the handler: an event
