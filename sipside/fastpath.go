@@ -9,9 +9,10 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // fastPath carries page-mode MESSAGEs over UDP, both ways, without sipgo's
@@ -49,6 +50,7 @@ type fastPath struct {
 	sweeper *time.Timer // forgets completed server transactions once traffic stops
 	cli     map[string]*fastClientTx
 	ticking bool // the timers goroutine runs
+	closed  bool // no sweeper is armed any more
 }
 
 // maxFastServerTx bounds the server transactions the fast path keeps: at
@@ -74,7 +76,8 @@ type fastClientTx struct {
 	dst      netip.AddrPort
 	interval time.Duration // Timer E's next value
 	next     time.Time     // next retransmission
-	deadline time.Time     // Timer F
+	deadline time.Time     // Timer F, or the caller's sooner deadline
+	started  time.Time
 	done     chan fastOutcome
 }
 
@@ -187,11 +190,22 @@ func (f *fastPath) complete(key string, req *wireRequest, src, dst netip.AddrPor
 	tag := tx.tag
 	f.expiry = append(f.expiry, srvExpiry{key: key, at: now.Add(64 * f.u.cfg.callT1)})
 	f.sweepLocked(now)
-	if f.sweeper == nil {
+	if f.sweeper == nil && !f.closed {
 		f.sweeper = time.AfterFunc(64*f.u.cfg.callT1+time.Second, f.idleSweep)
 	}
 	f.mu.Unlock()
 	f.write(req, src, dst, code, reason, tag, extra)
+}
+
+// close stops the sweeper (UA.Close).
+func (f *fastPath) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	if f.sweeper != nil {
+		f.sweeper.Stop()
+		f.sweeper = nil
+	}
 }
 
 // sweepLocked forgets the server transactions whose Timer J has fired.
@@ -211,6 +225,9 @@ func (f *fastPath) sweepLocked(now time.Time) {
 func (f *fastPath) idleSweep() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.closed || f.sweeper == nil {
+		return
+	}
 	f.sweepLocked(time.Now())
 	if len(f.expiry) == 0 {
 		f.sweeper = nil
@@ -258,7 +275,7 @@ func incomingFromWire(r *wireRequest, src netip.AddrPort, maxBody int) *Incoming
 // wireOrderKey is orderKey of the same request on the usual path.
 func wireOrderKey(r *wireRequest) string {
 	ruser, rhost, _ := uriParts(r.ruri)
-	return orderKeyOf(r.fromAddr.user, strings.Trim(r.fromAddr.host, "[]"), ruser, strings.Trim(rhost, "[]"))
+	return orderKeyOf(r.fromAddr.user, r.fromAddr.host, ruser, rhost)
 }
 
 // response hands a response to its client transaction. It reports whether
@@ -283,8 +300,23 @@ func (f *fastPath) response(data []byte) bool {
 	}
 	delete(f.cli, res.branch)
 	f.mu.Unlock()
-	tx.done <- fastOutcome{res: Result{Code: res.code, Reason: res.reason, Contact: res.contact}}
+	tx.done <- fastOutcome{res: resultOfWire(f.u.parser, data, &res)}
 	return true
+}
+
+// resultOfWire is the Result of a final response that readResponse read
+// from data. The Contact of a redirect becomes the XMPP redirect's target:
+// it is read as the usual path reads it (with sipgo's parser; redirects are
+// rare).
+func resultOfWire(p *sip.Parser, data []byte, res *wireResponse) Result {
+	if res.code >= 300 && res.code < 400 {
+		if m, err := p.ParseSIP(data); err == nil {
+			if r, ok := m.(*sip.Response); ok {
+				return resultOf(r)
+			}
+		}
+	}
+	return Result{Code: res.code, Reason: res.reason}
 }
 
 // send runs one client transaction for a MESSAGE already written to data,
@@ -298,6 +330,7 @@ func (f *fastPath) send(ctx context.Context, branch string, data []byte, dst net
 		interval: u.cfg.callT1,
 		next:     now.Add(u.cfg.callT1),
 		deadline: now.Add(u.cfg.txTimeout),
+		started:  now,
 		done:     make(chan fastOutcome, 1),
 	}
 	if !deadline.IsZero() && deadline.Before(tx.deadline) {
@@ -365,11 +398,13 @@ func (f *fastPath) timers() {
 			switch {
 			case !now.Before(tx.deadline):
 				delete(f.cli, branch)
-				tx.done <- fastOutcome{err: fmt.Errorf("%w: no final response within %v (Timer F)", ErrTimeout, f.u.cfg.txTimeout)}
+				tx.done <- fastOutcome{err: fmt.Errorf("%w: no final response within %v", ErrTimeout, tx.deadline.Sub(tx.started).Round(time.Millisecond))}
 			case !now.Before(tx.next):
+				// Timer E: T1 after the request, then 2*T1, 4*T1, ... up
+				// to T2 (§17.1.2.2).
 				resend = append(resend, tx)
-				tx.next = now.Add(tx.interval)
 				tx.interval = min(2*tx.interval, f.u.cfg.callT2)
+				tx.next = now.Add(tx.interval)
 			}
 		}
 		f.mu.Unlock()

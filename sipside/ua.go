@@ -69,6 +69,7 @@ type UA struct {
 	closed    bool
 	state     *startedState
 	closers   []io.Closer
+	fasts     []*fastPath
 	listeners []Listener
 	wg        sync.WaitGroup // serve loops, handler calls, SendMessage calls
 }
@@ -337,6 +338,7 @@ func (u *UA) Start(ctx context.Context) error {
 			g = newUDPGuard(b.pc, u)
 			if uc, ok := b.pc.(*net.UDPConn); ok && !u.cfg.noFastPath {
 				g.fast = newFastPath(u, uc)
+				u.fasts = append(u.fasts, g.fast)
 				if st.fast == nil && st.udpLaddr.Port == int(b.addr.Port()) {
 					st.fast = g.fast
 				}
@@ -417,7 +419,11 @@ func (u *UA) Close() error {
 	u.closed = true
 	closers := u.closers
 	u.closers = nil
+	fasts := u.fasts
 	u.mu.Unlock()
+	for _, f := range fasts {
+		f.close()
+	}
 
 	u.cancel()
 	u.calls.closeAll()

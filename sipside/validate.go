@@ -161,7 +161,7 @@ func orderKey(req *sip.Request) string {
 }
 
 // orderKeyOf is the conversation key of a sender user@host and a
-// Request-URI user@host (hosts without IPv6 brackets).
+// Request-URI user@host (hosts as sipgo keeps them: IPv6 in brackets).
 func orderKeyOf(fromUser, fromHost, ruriUser, ruriHost string) string {
 	return fromUser + "@" + strings.ToLower(fromHost) + "\x00" + ruriUser + "@" + strings.ToLower(ruriHost)
 }

@@ -1,8 +1,10 @@
 package sipside
 
 import (
+	"net/netip"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -67,7 +69,6 @@ type wireResponse struct {
 	reason     string
 	branch     string // of the top Via
 	cseqMethod string
-	contact    string // the URI of the first Contact, for a 3xx
 }
 
 // line cuts the next CRLF-terminated line off s.
@@ -92,10 +93,16 @@ func header(l string) (name, value string, ok bool) {
 		return "", "", false
 	}
 	v := strings.Trim(l[colon+1:], " \t")
+	ascii := true
 	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+		c := v[i]
+		if c < 0x20 && c != '\t' || c == 0x7f {
 			return "", "", false
 		}
+		ascii = ascii && c < 0x80
+	}
+	if !ascii && strings.TrimFunc(v, unicode.IsSpace) != v {
+		return "", "", false // sipgo trims Unicode white space too
 	}
 	return canonicalName(n), v, true
 }
@@ -123,12 +130,17 @@ func canonicalName(n string) string {
 			return "contact"
 		case 'e':
 			return "content-encoding"
+		case 'r':
+			return "refer-to"
+		case 'b':
+			return "referred-by"
 		}
 		return n
 	}
 	for _, k := range [...]string{"via", "from", "to", "call-id", "cseq", "content-type",
 		"content-length", "max-forwards", "subject", "content-language", "record-route",
-		"contact", "require", "proxy-require", "content-encoding"} {
+		"contact", "require", "proxy-require", "content-encoding", "route", "refer-to",
+		"referred-by"} {
 		if len(k) == len(n) && strings.EqualFold(k, n) {
 			return k
 		}
@@ -140,7 +152,7 @@ func canonicalName(n string) string {
 // should leave it to sipgo.
 func readRequest(s string) (r wireRequest, ok bool) {
 	start, rest, ok := line(s)
-	if !ok || !strings.HasPrefix(start, "MESSAGE ") || !strings.HasSuffix(start, " SIP/2.0") {
+	if !ok || len(start) <= len("MESSAGE  SIP/2.0") || !strings.HasPrefix(start, "MESSAGE ") || !strings.HasSuffix(start, " SIP/2.0") {
 		return r, false
 	}
 	r.ruri = start[len("MESSAGE ") : len(start)-len(" SIP/2.0")]
@@ -155,7 +167,8 @@ func readRequest(s string) (r wireRequest, ok bool) {
 		seen[i] = true
 		return true
 	}
-	clen, maxFwd := -1, -1
+	clen := -1
+	var seenLang bool
 	for {
 		var l string
 		if l, rest, ok = line(rest); !ok {
@@ -172,6 +185,9 @@ func readRequest(s string) (r wireRequest, ok bool) {
 		case "via":
 			if len(r.vias) == 0 && strings.ContainsAny(v, ",\"") {
 				return r, false // several hops in the top line, or quotes
+			}
+			if len(r.vias) > 0 && !viaList(v) {
+				return r, false // sipgo would not parse the message
 			}
 			r.vias = append(r.vias, v)
 		case "from":
@@ -195,45 +211,44 @@ func readRequest(s string) (r wireRequest, ok bool) {
 			}
 			r.cseq = v
 		case "content-type":
-			if !once(4) {
+			if !once(4) || v == "" {
 				return r, false
 			}
 			r.ctype = v
 		case "content-length":
-			if !once(5) {
+			if !once(5) || !digits(v) || len(v) > 9 {
 				return r, false
 			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || v[0] == '+' {
-				return r, false
-			}
-			clen = n
+			clen, _ = strconv.Atoi(v)
 		case "max-forwards":
 			if !once(6) {
 				return r, false
 			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 || n > 255 || v[0] == '+' {
+			if n, err := strconv.Atoi(v); !digits(v) || err != nil || n < 1 || n > 255 {
 				return r, false // 0 is 483 on the usual path
 			}
-			maxFwd = n
 		case "subject":
 			if !once(7) {
 				return r, false
 			}
 			r.subject = v
 		case "content-language":
-			if r.clang != "" {
+			if seenLang {
 				return r, false
 			}
+			seenLang = true
 			r.clang = v
-		case "record-route":
-			r.rroutes = append(r.rroutes, v)
-		case "require", "proxy-require", "contact", "content-encoding":
+		case "record-route", "route":
+			if !routeList(v) {
+				return r, false
+			}
+			if name == "record-route" {
+				r.rroutes = append(r.rroutes, v)
+			} // a Route is not copied into responses
+		case "require", "proxy-require", "contact", "content-encoding", "refer-to", "referred-by":
 			return r, false
 		}
 	}
-	_ = maxFwd
 	if len(r.vias) == 0 || !seen[0] || !seen[1] || !seen[2] || !seen[3] || clen < 0 || clen > len(rest) {
 		return r, false
 	}
@@ -294,7 +309,10 @@ func readVia(v string) (h viaHop, ok bool) {
 		if !isToken(k) || hasVal && !isToken(val) {
 			return h, false
 		}
-		switch strings.ToLower(k) {
+		if lk := strings.ToLower(k); lk != k && (lk == "branch" || lk == "rport" || lk == "maddr" || lk == "received") {
+			return h, false // sipgo matches these names case-sensitively
+		}
+		switch k {
 		case "branch":
 			if h.branch != "" || !strings.HasPrefix(val, "z9hG4bK") || len(val) <= len("z9hG4bK") {
 				return h, false
@@ -309,51 +327,96 @@ func readVia(v string) (h viaHop, ok bool) {
 	return h, h.branch != ""
 }
 
-// wireHostPort splits host[:port] with an IPv6 reference in brackets. The port
-// is decimal without a leading zero.
+// wireHostPort splits host[:port]: a host name, an IPv4 address or an IPv6
+// reference in brackets, and a decimal port without a leading zero.
 func wireHostPort(s string) (string, int, bool) {
-	host, port := s, ""
+	host, port, hasPort := s, "", false
 	if strings.HasPrefix(s, "[") {
 		end := strings.IndexByte(s, ']')
 		if end < 0 {
 			return "", 0, false
 		}
 		host = s[:end+1]
+		if a, err := netip.ParseAddr(s[1:end]); err != nil || !a.Is6() || a.Zone() != "" {
+			return "", 0, false
+		}
 		if rest := s[end+1:]; rest != "" {
 			if rest[0] != ':' {
 				return "", 0, false
 			}
-			port = rest[1:]
+			port, hasPort = rest[1:], true
 		}
-	} else if i := strings.IndexByte(s, ':'); i >= 0 {
-		host, port = s[:i], s[i+1:]
-	}
-	if host == "" || host == "[]" {
-		return "", 0, false
-	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '[' || c == ']' || c == ':') {
+	} else {
+		if i := strings.IndexByte(s, ':'); i >= 0 {
+			host, port, hasPort = s[:i], s[i+1:], true
+		}
+		if host == "" || host[0] == '.' || host[0] == '-' {
 			return "", 0, false
 		}
+		for i := 0; i < len(host); i++ {
+			if c := host[i]; !isAlnum(c) && c != '.' && c != '-' {
+				return "", 0, false
+			}
+		}
 	}
-	if port == "" {
-		return host, 0, !strings.Contains(s, ":") || strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]")
+	if !hasPort {
+		return host, 0, true
 	}
-	if port[0] == '0' || len(port) > 5 {
+	if port == "" || port[0] == '0' || len(port) > 5 || !digits(port) {
 		return "", 0, false
 	}
-	n := 0
-	for i := 0; i < len(port); i++ {
-		if port[i] < '0' || port[i] > '9' {
-			return "", 0, false
-		}
-		n = n*10 + int(port[i]-'0')
-	}
+	n, _ := strconv.Atoi(port)
 	if n > 65535 {
 		return "", 0, false
 	}
 	return host, n, true
+}
+
+// digits reports whether s is one or more decimal digits.
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainParams checks ;-separated parameters as written after a URI or a
+// header value (without the first ';'): each a token with an optional
+// token value, no empty one, no name twice (sipgo keeps only the last),
+// and the names in lower case that sipgo matches case-sensitively.
+func plainParams(params string) bool {
+	var seen [8]string
+	n := 0
+	for {
+		p, rest, more := strings.Cut(params, ";")
+		k, v, hasVal := strings.Cut(p, "=")
+		if !isToken(k) || hasVal && !isToken(v) {
+			return false
+		}
+		lk := strings.ToLower(k)
+		if lk != k && (lk == "tag" || lk == "lr" || lk == "transport" || lk == "gr") {
+			return false
+		}
+		for _, s := range seen[:min(n, len(seen))] {
+			if strings.EqualFold(s, k) {
+				return false
+			}
+		}
+		if n >= len(seen) {
+			return false
+		}
+		seen[n] = k
+		n++
+		if !more {
+			return true
+		}
+		params = rest
+	}
 }
 
 // uriParts checks a sip: or sips: URI of the plain shape
@@ -370,7 +433,10 @@ func uriParts(u string) (user, host string, ok bool) {
 	default:
 		return "", "", false
 	}
-	hp, params, _ := strings.Cut(rest, ";")
+	if strings.HasPrefix(rest, "/") {
+		return "", "", false // sip://..., which sipgo reads differently
+	}
+	hp, params, hasParams := strings.Cut(rest, ";")
 	if at := strings.LastIndexByte(hp, '@'); at >= 0 {
 		user, hp = hp[:at], hp[at+1:]
 		if user == "" {
@@ -384,16 +450,8 @@ func uriParts(u string) (user, host string, ok bool) {
 		}
 	}
 	host, _, ok = wireHostPort(hp)
-	if !ok {
+	if !ok || hasParams && !plainParams(params) {
 		return "", "", false
-	}
-	for params != "" {
-		var p string
-		p, params, _ = strings.Cut(params, ";")
-		k, v, hasVal := strings.Cut(p, "=")
-		if !isToken(k) || hasVal && (v == "" || !isToken(v)) {
-			return "", "", false
-		}
 	}
 	return user, host, true
 }
@@ -443,19 +501,15 @@ func readNameAddr(v string) (a nameAddr, ok bool) {
 	if a.user, a.host, ok = uriParts(a.uri); !ok {
 		return a, false
 	}
-	for params != "" {
-		params = params[1:]
-		var p string
-		p, params, _ = strings.Cut(params, ";")
-		if params != "" {
-			params = ";" + params
-		}
-		k, val, hasVal := strings.Cut(p, "=")
-		if !isToken(k) || hasVal && (val == "" || !isToken(val)) {
-			return a, false
-		}
-		if strings.EqualFold(k, "tag") {
-			if a.hasTag || !hasVal {
+	if params == "" {
+		return a, true
+	}
+	if !plainParams(params[1:]) {
+		return a, false
+	}
+	for p := range strings.SplitSeq(params[1:], ";") {
+		if k, v, hasVal := strings.Cut(p, "="); k == "tag" {
+			if !hasVal || v == "" {
 				return a, false
 			}
 			a.hasTag = true
@@ -476,6 +530,47 @@ func closingQuote(v string) int {
 		}
 	}
 	return -1
+}
+
+// routeList checks a Record-Route value: <URI>;params entries separated by
+// commas, each URI of the plain shape.
+func routeList(v string) bool {
+	for e := range strings.SplitSeq(v, ",") {
+		e = strings.Trim(e, " \t")
+		if !strings.HasPrefix(e, "<") {
+			return false
+		}
+		end := strings.IndexByte(e, '>')
+		if end < 0 {
+			return false
+		}
+		if _, _, ok := uriParts(e[1:end]); !ok {
+			return false
+		}
+		if rest := e[end+1:]; rest != "" && (rest[0] != ';' || !plainParams(rest[1:])) {
+			return false
+		}
+	}
+	return true
+}
+
+// viaList checks a Via value below the top one: hops separated by commas,
+// each SIP/2.0/transport sent-by;params of the plain shape.
+func viaList(v string) bool {
+	if strings.ContainsRune(v, '"') {
+		return false
+	}
+	for hop := range strings.SplitSeq(v, ",") {
+		proto, rest, ok := strings.Cut(strings.Trim(hop, " \t"), " ")
+		if !ok || !strings.HasPrefix(proto, "SIP/2.0/") || !isToken(proto[len("SIP/2.0/"):]) {
+			return false
+		}
+		sentBy, params, hasParams := strings.Cut(strings.TrimLeft(rest, " "), ";")
+		if _, _, ok := wireHostPort(sentBy); !ok || hasParams && !plainParams(params) {
+			return false
+		}
+	}
+	return true
 }
 
 // readResponse reads the fields of a response that the fast path's client
@@ -501,7 +596,7 @@ func readResponse(s string) (r wireResponse, ok bool) {
 		}
 		name, v, ok := header(l)
 		if !ok {
-			continue // the usual path is no stricter with a response it matched
+			return r, false // left to sipgo, which drops what it cannot read
 		}
 		switch name {
 		case "via":
@@ -514,21 +609,18 @@ func readResponse(s string) (r wireResponse, ok bool) {
 			for params != "" {
 				var p string
 				p, params, _ = strings.Cut(params, ";")
-				k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
-				if strings.EqualFold(k, "branch") {
-					r.branch = strings.TrimSpace(val)
+				k, val, _ := strings.Cut(p, "=")
+				if k == "branch" {
+					if !isToken(val) || strings.ContainsRune(v, '"') {
+						return r, false // not one of ours; sipgo may read it differently
+					}
+					r.branch = val
 				}
 			}
 		case "cseq":
 			gotCSeq = true
 			_, m, _ := strings.Cut(v, " ")
 			r.cseqMethod = strings.TrimSpace(m)
-		case "contact":
-			if r.contact == "" && code >= 300 && code < 400 {
-				if a, ok := readNameAddr(v); ok {
-					r.contact = a.uri
-				}
-			}
 		}
 	}
 	return r, gotVia && gotCSeq && r.branch != ""
