@@ -3,12 +3,10 @@
 package main
 
 import (
-	"context"
-	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -61,7 +59,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // of the run: stox's, and the bench's own (which must stay at zero).
 func (r *rig) udpDrops() map[string]int64 {
 	m := make(map[string]int64)
-	for name, port := range map[string]int{"stox": r.sipPort, "uas": r.uasPort, "uac": r.uacPort, "bare-uas": r.bareUASPort, "raw-uac": r.rawPort} {
+	for name, port := range map[string]int{"stox": r.sipPort, "uas": r.uasPort, "uac": r.uacPort, "bare-uas": r.bareUASPort} {
 		m[name] = udpDrops(port)
 	}
 	return m
@@ -224,41 +222,20 @@ func (r *rig) runSXEcho(name string, n int, rate float64) *Phase {
 	return p
 }
 
-// sipRun collects the UAC's outcomes.
-type sipRun struct {
-	mu    sync.Mutex
-	codes map[string]int
-	ra    int
-	rtts  []int64
-}
-
-func (s *sipRun) add(o sipOutcome) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if o.code == 0 {
-		s.codes["none"]++
-	} else {
-		s.codes[strconv.Itoa(o.code)]++
-		s.rtts = append(s.rtts, int64(o.rtt))
-	}
-	if o.retryAfter {
-		s.ra++
-	}
-}
-
-// runSX sends n MESSAGEs from the UAC to dest (stox, or the bare UAS for
-// the SIP ceiling) for the load clients. Closed loop (rate 0): o.workers
-// conversations, each with one transaction at a time (RFC 3428 s8). Open
-// loop: rate messages/s spread over pairs conversations; each transaction
-// gives up after giveUp. Receipts are counted by the load clients (stox) or
-// the bare UAS.
-func (r *rig) runSX(name, path string, dest string, n int, rate float64, pairs int, giveUp time.Duration) *Phase {
+// runSX sends n MESSAGEs from the UAC (rawuac.go) to dest (stox, or the
+// bare UAS for the SIP ceiling, or stox in the overload steps) for the load
+// clients. Closed loop (rate 0): o.workers conversations, each with one
+// transaction at a time (RFC 3428 s8). Open loop: rate messages/s spread
+// over pairs conversations (several may be pending in one conversation when
+// the receiver answers slowly). A transaction gives up after giveUp (at most
+// Timer F, 32 s). Receipts are counted by the load clients (stox) or the
+// bare UAS.
+func (r *rig) runSX(name, path string, dest netip.AddrPort, n int, rate float64, pairs int, giveUp time.Duration) *Phase {
 	S := len(r.clients)
 	if rate == 0 {
 		pairs = r.o.workers
 	}
 	run, t := r.newRun(n, pairs)
-	sr := &sipRun{codes: make(map[string]int)}
 	p := &Phase{Name: name, Path: path, Offered: rate, Sent: n, drops0: r.udpDrops()}
 	fromUser := make([]string, pairs)
 	toUser := make([]string, pairs)
@@ -266,52 +243,38 @@ func (r *rig) runSX(name, path string, dest string, n int, rate float64, pairs i
 		fromUser[w] = "s" + strconv.Itoa(w)
 		toUser[w] = userName(w % S)
 	}
-	reqs0, txs0 := r.uac.pc.requests.Load(), r.uac.txs.Load()
 	errs0 := r.errors.Load()
 	before := r.snap()
 	start := nowNS()
-	ctx := context.Background()
-	var wg sync.WaitGroup
+	var rr *rawRun
 	if rate == 0 {
-		var next atomic.Int64
-		for w := range pairs {
-			wg.Go(func() {
-				var body []byte
-				for seq := 0; ; seq++ {
-					id := int(next.Add(1) - 1)
-					if id >= n {
-						return
-					}
-					body = appendBody(nil, run, id, w, seq)
-					cctx, cancel := context.WithTimeout(ctx, giveUp)
-					sr.add(r.uac.send(cctx, dest, fromUser[w], stoxDomain, toUser[w], xmppDomain, body))
-					cancel()
-				}
-			})
-		}
+		rr = r.uac.beginClosed(run, n, pairs, dest, giveUp, func(k, w, seq int) []byte {
+			var b [64]byte
+			return r.uac.request(run, k, fromUser[w], toUser[w], appendBody(b[:0], run, k, w, seq))
+		})
 	} else {
+		rr = r.uac.begin(run, n, dest, giveUp)
+	}
+	retr := make(chan struct{})
+	go func() {
+		defer close(retr)
+		r.uac.retransmit(rr)
+	}()
+	if rate > 0 {
 		interval := time.Duration(1 / rate * 1e9)
 		t0 := time.Now()
+		var body []byte
 		for k := range n {
 			pace(t0, k, interval)
 			w := k % pairs
-			body := appendBody(nil, run, k, w, k/pairs)
-			wg.Go(func() {
-				cctx, cancel := context.WithTimeout(ctx, giveUp)
-				sr.add(r.uac.send(cctx, dest, fromUser[w], stoxDomain, toUser[w], xmppDomain, body))
-				cancel()
-			})
+			body = appendBody(body[:0], run, k, w, k/pairs)
+			r.uac.send(rr, k, w, r.uac.request(run, k, fromUser[w], toUser[w], body))
 		}
 	}
-	wg.Wait()
+	<-retr
 	t.wait(2*time.Second, 30*time.Second)
 	r.finish(p, t, start, before, errs0)
-	s := &SIPStats{Codes: sr.codes, RetryAfter: sr.ra}
-	s.Requests = r.uac.pc.requests.Load() - reqs0
-	s.Retransmits = s.Requests - (r.uac.txs.Load() - txs0)
-	p50, p99, _ := percentiles(sr.rtts)
-	s.P50, s.P99 = ms(p50), ms(p99)
-	p.setSIP(s)
+	p.setSIP(rr.stats())
 	return p
 }
 
@@ -323,62 +286,4 @@ func sortedCodes(m map[string]int) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-// runSXRaw offers n MESSAGEs to stox at rate with the raw UDP UAC, spread
-// over pairs conversations (several may be pending in one conversation when
-// stox answers slowly); each transaction gives up after giveUp.
-func (r *rig) runSXRaw(name string, n int, rate float64, pairs int, giveUp time.Duration) *Phase {
-	S := len(r.clients)
-	run, t := r.newRun(n, pairs)
-	p := &Phase{Name: name, Path: "raw UDP UAC -> stox -> Prosody -> clients", Offered: rate, Sent: n, drops0: r.udpDrops()}
-	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: r.sipPort}
-	fromUser := make([]string, pairs)
-	toUser := make([]string, pairs)
-	for w := range pairs {
-		fromUser[w] = "s" + strconv.Itoa(w)
-		toUser[w] = userName(w % S)
-	}
-	errs0 := r.errors.Load()
-	before := r.snap()
-	start := nowNS()
-	rr := r.raw.begin(run, n, giveUp)
-	retr := make(chan struct{})
-	go func() {
-		defer close(retr)
-		r.raw.retransmit(rr, to, n)
-	}()
-	interval := time.Duration(1 / rate * 1e9)
-	t0 := time.Now()
-	var body []byte
-	for k := range n {
-		pace(t0, k, interval)
-		w := k % pairs
-		body = appendBody(body[:0], run, k, w, k/pairs)
-		r.raw.send(rr, k, r.raw.request(run, k, fromUser[w], toUser[w], body), to)
-	}
-	<-retr
-	t.wait(2*time.Second, 30*time.Second)
-	r.finish(p, t, start, before, errs0)
-	s := &SIPStats{Codes: make(map[string]int)}
-	var rtts []int64
-	for i := range rr.txs {
-		tx := &rr.txs[i]
-		switch tx.state {
-		case 1:
-			s.Codes[strconv.Itoa(tx.code)]++
-			rtts = append(rtts, int64(tx.rtt))
-			if tx.retryAf {
-				s.RetryAfter++
-			}
-		default:
-			s.Codes["none"]++
-		}
-	}
-	s.Requests = rr.requests.Load()
-	s.Retransmits = s.Requests - int64(n)
-	p50, p99, _ := percentiles(rtts)
-	s.P50, s.P99 = ms(p50), ms(p99)
-	p.setSIP(s)
-	return p
 }

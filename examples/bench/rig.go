@@ -45,11 +45,9 @@ type rig struct {
 
 	clients []*xconn
 	echo    *xconn
-	uas     *uas // stox's outbound proxy, answers 200
-	bareUAS *uas // the SIP ceiling, answers 202
-	uac     *uac
-	raw     *rawUAC // the overload steps' load generator
-	rawPort int
+	uas     *rawUAS // stox's outbound proxy, answers 200
+	bareUAS *uas    // the SIP ceiling, a bare sipgo UAS, answers 202
+	uac     *rawUAC // the S->X load generator, of stox and of the SIP ceiling
 
 	runs    runTable
 	nextRun atomic.Int64
@@ -150,17 +148,13 @@ func startRig(ctx context.Context, o options, logf func(string, ...any)) (_ *rig
 	r.metricsPort = reserve(testbed.TCP)
 
 	deliver := func(body []byte) { r.runs.deliver(body) }
-	if r.uas, err = startUAS(r.uasPort, 200, deliver); err != nil {
+	if r.uas, err = startRawUAS(r.uasPort, 200, deliver); err != nil {
 		return nil, err
 	}
 	if r.bareUAS, err = startUAS(r.bareUASPort, 202, deliver); err != nil {
 		return nil, err
 	}
-	if r.uac, err = startUAC(r.uacPort); err != nil {
-		return nil, err
-	}
-	r.rawPort = reserve(testbed.UDP)
-	if r.raw, err = startRawUAC(r.rawPort); err != nil {
+	if r.uac, err = startRawUAC(r.uacPort); err != nil {
 		return nil, err
 	}
 
@@ -278,9 +272,6 @@ func (r *rig) close() {
 	}
 	if r.uac != nil {
 		r.uac.close()
-	}
-	if r.raw != nil {
-		r.raw.close()
 	}
 	if r.uas != nil {
 		r.uas.close()

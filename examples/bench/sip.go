@@ -3,37 +3,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"sync/atomic"
-	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
-// The SIP load of the bench: a UAS that answers every MESSAGE and hands its
-// body to a callback, and a UAC whose client transactions all leave from one
-// UDP socket it listens on, so that it can count what it writes (requests
-// and their retransmissions).
-
-// countingConn is the UAC's UDP socket: it counts the MESSAGE requests
-// written, retransmissions included.
-type countingConn struct {
-	net.PacketConn
-	requests atomic.Int64
-}
-
-func (c *countingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if bytes.HasPrefix(b, []byte("MESSAGE ")) {
-		c.requests.Add(1)
-	}
-	return c.PacketConn.WriteTo(b, addr)
-}
+// The SIP agents of the bench: the bare sipgo UAS of the SIP ceiling
+// (startUAS), which answers every MESSAGE and hands its body to a callback.
+// stox's outbound proxy is a raw UDP UAS (rawuas.go) and the S->X load
+// generator a raw UDP UAC (rawuac.go): sipgo's transaction layer would cost
+// the bench more CPU per message than stox's own budget, on the cores stox
+// and Prosody need.
 
 // sipLog discards sipgo's own log lines and counts the warnings and errors.
 type sipLog struct{ warnings atomic.Int64 }
@@ -71,7 +55,9 @@ func newSIPUA(name string) (*sipgo.UserAgent, error) {
 	)
 }
 
-// uas answers every MESSAGE with code and passes its body to deliver.
+// uas is a bare sipgo UAS: it answers every MESSAGE with code and passes
+// its body to deliver. sipgo's server transactions absorb retransmissions:
+// deliver sees each transaction once.
 type uas struct {
 	ua   *sipgo.UserAgent
 	pc   net.PacketConn
@@ -113,117 +99,4 @@ func (u *uas) close() {
 	_ = u.pc.Close()
 	<-u.done
 	_ = u.ua.Close()
-}
-
-// uac sends MESSAGEs from SIP users of fromDomain to dest over UDP.
-type uac struct {
-	ua    *sipgo.UserAgent
-	cli   *sipgo.Client
-	pc    *countingConn
-	laddr sip.Addr
-	port  int
-	done  chan struct{}
-	txs   atomic.Int64 // client transactions started
-}
-
-func startUAC(port int) (*uac, error) {
-	ua, err := newSIPUA("bench-uac")
-	if err != nil {
-		return nil, err
-	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(slog.New(sipLogs)))
-	if err != nil {
-		ua.Close()
-		return nil, err
-	}
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientLogger(slog.New(sipLogs)))
-	if err != nil {
-		ua.Close()
-		return nil, err
-	}
-	pc, err := listenUDP(port)
-	if err != nil {
-		ua.Close()
-		return nil, err
-	}
-	u := &uac{ua: ua, cli: cli, pc: &countingConn{PacketConn: pc}, port: port, done: make(chan struct{}),
-		laddr: sip.Addr{IP: net.IPv4(127, 0, 0, 1), Port: port}}
-	ready := make(chan struct{})
-	go func() {
-		defer close(u.done)
-		close(ready)
-		_ = srv.ServeUDP(u.pc)
-	}()
-	<-ready
-	// sipgo pools the socket when its read loop starts.
-	time.Sleep(50 * time.Millisecond)
-	return u, nil
-}
-
-func (u *uac) close() {
-	_ = u.pc.Close()
-	<-u.done
-	_ = u.ua.Close()
-}
-
-func noBuild(*sipgo.Client, *sip.Request) error { return nil }
-
-// sipOutcome is the end of one client transaction.
-type sipOutcome struct {
-	code       int           // final status, 0 if none
-	retryAfter bool          // a Retry-After header came with it
-	rtt        time.Duration // request to final response
-	err        error
-}
-
-// send sends one MESSAGE from sip:fromUser@fromHost to sip:toUser@toHost,
-// to dest (host:port), and waits for the final response (or ctx).
-func (u *uac) send(ctx context.Context, dest, fromUser, fromHost, toUser, toHost string, body []byte) sipOutcome {
-	ruri := sip.Uri{Scheme: "sip", User: toUser, Host: toHost}
-	req := sip.NewRequest(sip.MESSAGE, ruri)
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
-		Host: "127.0.0.1", Port: u.port, Params: sip.NewParams()}
-	via.Params.Add("branch", sip.GenerateBranch())
-	via.Params.Add("rport", "")
-	req.AppendHeader(via)
-	mf := sip.MaxForwardsHeader(70)
-	req.AppendHeader(&mf)
-	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: fromUser, Host: fromHost}, Params: sip.NewParams()}
-	from.Params.Add("tag", sip.GenerateTagN(10))
-	req.AppendHeader(from)
-	req.AppendHeader(&sip.ToHeader{Address: ruri})
-	cid := sip.CallIDHeader(sip.GenerateTagN(20))
-	req.AppendHeader(&cid)
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.MESSAGE})
-	ct := sip.ContentTypeHeader("text/plain")
-	req.AppendHeader(&ct)
-	req.SetBody(body)
-	req.SetTransport("UDP")
-	req.SetDestination(dest)
-	u.laddr.Copy(&req.Laddr)
-
-	start := time.Now()
-	u.txs.Add(1)
-	tx, err := u.cli.TransactionRequest(ctx, req, noBuild)
-	if err != nil {
-		return sipOutcome{err: err}
-	}
-	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return sipOutcome{code: res.StatusCode, retryAfter: res.GetHeader("Retry-After") != nil, rtt: time.Since(start)}
-		case <-tx.Done():
-			err := tx.Err()
-			if err == nil {
-				err = errors.New("transaction ended")
-			}
-			return sipOutcome{err: err, rtt: time.Since(start)}
-		case <-ctx.Done():
-			return sipOutcome{err: fmt.Errorf("no final response: %w", ctx.Err()), rtt: time.Since(start)}
-		}
-	}
 }
