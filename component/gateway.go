@@ -2,8 +2,8 @@ package component
 
 import (
 	"context"
-	crand "crypto/rand"
 	"encoding/base32"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -400,11 +400,14 @@ func jitter(d time.Duration, pct int64) time.Duration {
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// randomID returns 80 random bits as 16 lower-case base32 characters.
+// randomID returns 80 random bits as 16 lower-case base32 characters. Stanza
+// ids must be unique, not secret: they come from math/rand/v2's runtime
+// generator (ChaCha8, seeded from the operating system), which costs no
+// system call. crypto/rand made a getrandom call for every id on kernels
+// without its vDSO.
 func randomID() string {
 	var b [10]byte
-	_, _ = cryptoRand(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint16(b[8:], uint16(rand.Uint32()))
 	return strings.ToLower(idEncoding.EncodeToString(b[:]))
 }
-
-var cryptoRand = crand.Read

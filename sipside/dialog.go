@@ -2,7 +2,6 @@ package sipside
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"strconv"
 	"strings"
@@ -42,7 +41,7 @@ type Dialog struct {
 // SUBSCRIBE): a fresh Call-ID and local tag, CSeq 0. The URIs are checked
 // when a request is sent.
 func NewDialog(localURI, remoteURI, event string) Dialog {
-	return Dialog{CallID: rand.Text(), LocalURI: localURI, LocalTag: rand.Text(), RemoteURI: remoteURI, Event: event}
+	return Dialog{CallID: token(), LocalURI: localURI, LocalTag: token(), RemoteURI: remoteURI, Event: event}
 }
 
 // Established reports whether the peer's tag is known.

@@ -3,7 +3,6 @@ package sipside
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net"
@@ -147,7 +146,7 @@ func (f *fastPath) request(data []byte, addr net.Addr) bool {
 		f.mu.Unlock()
 		return false
 	}
-	tx := &fastServerTx{tag: rand.Text()[:16]}
+	tx := &fastServerTx{tag: token()[:16]}
 	f.srv[key] = tx
 	f.mu.Unlock()
 
@@ -183,7 +182,7 @@ func (f *fastPath) complete(key string, req *wireRequest, src, dst netip.AddrPor
 	f.mu.Lock()
 	tx := f.srv[key]
 	if tx == nil {
-		tx = &fastServerTx{tag: rand.Text()[:16]}
+		tx = &fastServerTx{tag: token()[:16]}
 		f.srv[key] = tx
 	}
 	tx.completed, tx.code, tx.reason, tx.extra = true, code, reason, extra
@@ -430,7 +429,7 @@ func (u *UA) sendFast(ctx context.Context, st *startedState, p *prepared, tg tar
 	if !deadline.IsZero() && !time.Now().Before(deadline) {
 		return Result{}, fmt.Errorf("%w: %w", ErrTimeout, context.DeadlineExceeded), true
 	}
-	branch := "z9hG4bK" + rand.Text()
+	branch := "z9hG4bK" + token()
 	data := appendRequest(make([]byte, 0, 512+len(p.body)), p, st.fastVia, branch, u.routeStr, u.uaString)
 	if len(data) > udpSizeLimit {
 		return Result{}, nil, false

@@ -2,7 +2,6 @@ package sipside
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -515,7 +514,7 @@ func (u *UA) handleInvite(req *sip.Request, tx sip.ServerTransaction, src netip.
 		Dialog: Dialog{
 			CallID:       strings.Clone(string(*req.CallID())), // not a slice of the message
 			LocalURI:     to.Address.String(),
-			LocalTag:     rand.Text(),
+			LocalTag:     token(),
 			RemoteURI:    from.Address.String(),
 			RemoteTag:    strings.Clone(fromTag),
 			RemoteTarget: contact.Address.String(),

@@ -2,7 +2,6 @@ package sipside
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -107,7 +106,7 @@ func prepareLazy(m *OutgoingMessage) (*prepared, error) {
 	}
 	p.callID = m.CallID
 	if p.callID == "" {
-		p.callID = rand.Text()
+		p.callID = token()
 		p.ownCallID = true
 	} else if err := checkCallID(p.callID); err != nil {
 		return nil, err
@@ -126,7 +125,7 @@ func prepareLazy(m *OutgoingMessage) (*prepared, error) {
 	}
 	p.subject = cleanText(m.Subject)
 	p.display = quoteDisplay(m.FromDisplay)
-	p.tag = rand.Text()
+	p.tag = token()
 	return p, nil
 }
 
@@ -296,9 +295,9 @@ func (u *UA) sendChunks(ctx context.Context, st *startedState, p *prepared, tg t
 	for i := 0; len(rest) > 0; i++ {
 		if i > 0 {
 			next := *p
-			next.tag = rand.Text()
+			next.tag = token()
 			if p.ownCallID {
-				next.callID = rand.Text()
+				next.callID = token()
 			}
 			p = &next
 		}
@@ -404,7 +403,7 @@ func newVia(st *startedState, transport string) *sip.ViaHeader {
 	if sb, ok := st.sentBy[transport]; ok {
 		via.Host, via.Port = sb.host, sb.port
 	}
-	via.Params.Add("branch", sip.RFC3261BranchMagicCookie+rand.Text())
+	via.Params.Add("branch", sip.RFC3261BranchMagicCookie+token())
 	via.Params.Add("rport", "")
 	return via
 }

@@ -2,7 +2,6 @@ package sipside
 
 import (
 	"context"
-	"crypto/rand"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -259,7 +258,7 @@ func (u *UA) handleSubscribe(req *sip.Request, tx sip.ServerTransaction, src net
 		s.Dialog.RemoteTarget = contact.Address.String()
 	}
 	if s.Initial {
-		s.Dialog.LocalTag = rand.Text()
+		s.Dialog.LocalTag = token()
 	}
 	r := u.callSubscribe(s)
 	code, reason := r.Code, r.Reason
