@@ -22,6 +22,13 @@ type SIPSender interface {
 	SendMessage(ctx context.Context, m *sipside.OutgoingMessage) (sipside.Result, error)
 }
 
+// sipStarter is what a SIPSender may offer besides (sipside.UA does): start
+// a MESSAGE and hear of its outcome later, without a goroutine waiting for
+// it (sipside.UA.StartMessage). Sessions use it when it takes the message.
+type sipStarter interface {
+	StartMessage(ctx context.Context, m *sipside.OutgoingMessage, done func(sipside.Result, error)) bool
+}
+
 // Config holds what the gateway needs; zero durations and limits take the
 // defaults documented on each field.
 type Config struct {
@@ -122,6 +129,7 @@ type Gateway struct {
 	cfg   Config
 	addr  *mapping.Addressing
 	sip   SIPSender
+	start sipStarter // sip, when it is one; else nil
 	log   *slog.Logger
 	now   func() time.Time
 	newID func() string
@@ -171,6 +179,7 @@ func New(cfg Config, sip SIPSender, opts ...Option) (*Gateway, error) {
 	g.sessions = newRegistry(g)
 	g.senders = newSenderPool(senderIdle, g.ctx.Done(), &g.wg)
 	g.iqs = g.builtinIQHandlers()
+	g.start, _ = sip.(sipStarter)
 	if cs, ok := sip.(CallSender); ok && cfg.Chat.Listener != nil {
 		g.chats = newChats(g, cs, cfg.Chat)
 	}

@@ -144,18 +144,21 @@ func TestMessageToSIPErrors(t *testing.T) {
 		{0, sipside.ErrTooLarge, "modify", "policy-violation"},
 	}
 	for _, c := range cases {
-		t.Run(fmt.Sprint(c.code, c.err), func(t *testing.T) {
-			h := newHarness(t)
-			h.in(`<message type='chat' from='juliet@example.com/yn0' to='romeo\40example.net@sip.example.com' id='m404'><body>x</body></message>`)
-			h.call().reply <- sipReply{sipside.Result{Code: c.code}, c.err}
-			r := h.next()
-			if r.Local != "message" || r.AttrValue("type") != "error" || r.AttrValue("id") != "m404" ||
-				r.AttrValue("to") != "juliet@example.com/yn0" || r.AttrValue("from") != `romeo\40example.net@sip.example.com` {
-				t.Fatalf("error stanza = %s", r)
-			}
-			if typ, cond := errorCondition(r); typ != c.typ || cond != c.cond {
-				t.Fatalf("error = %s/%s, want %s/%s", typ, cond, c.typ, c.cond)
-			}
+		sendModes(t, func(t *testing.T, noStart bool) {
+			t.Run(fmt.Sprint(c.code, c.err), func(t *testing.T) {
+				h := newHarness(t)
+				h.sip.noStart = noStart
+				h.in(`<message type='chat' from='juliet@example.com/yn0' to='romeo\40example.net@sip.example.com' id='m404'><body>x</body></message>`)
+				h.call().reply <- sipReply{sipside.Result{Code: c.code}, c.err}
+				r := h.next()
+				if r.Local != "message" || r.AttrValue("type") != "error" || r.AttrValue("id") != "m404" ||
+					r.AttrValue("to") != "juliet@example.com/yn0" || r.AttrValue("from") != `romeo\40example.net@sip.example.com` {
+					t.Fatalf("error stanza = %s", r)
+				}
+				if typ, cond := errorCondition(r); typ != c.typ || cond != c.cond {
+					t.Fatalf("error = %s/%s, want %s/%s", typ, cond, c.typ, c.cond)
+				}
+			})
 		})
 	}
 }
@@ -210,7 +213,12 @@ func TestHeadlineFailureIsQuiet(t *testing.T) {
 func TestOrderAndOneInFlightPerDestination(t *testing.T) {
 	// Messages from one XMPP user to one SIP user leave in arrival order, one
 	// at a time (RFC 3428 s8); another destination is not held up.
+	sendModes(t, testOrderAndOneInFlight)
+}
+
+func testOrderAndOneInFlight(t *testing.T, noStart bool) {
 	h := newHarness(t)
+	h.sip.noStart = noStart
 	h.sip.auto = func(*sipside.OutgoingMessage) (sipside.Result, error) {
 		time.Sleep(time.Millisecond)
 		return sipside.Result{Code: 200}, nil
@@ -256,7 +264,12 @@ func TestSessionQueueBound(t *testing.T) {
 }
 
 func TestShutdownAnswersQueued(t *testing.T) {
+	sendModes(t, testShutdownAnswersQueued)
+}
+
+func testShutdownAnswersQueued(t *testing.T, noStart bool) {
 	h := newHarness(t)
+	h.sip.noStart = noStart
 	h.in(`<message from='juliet@example.com/r' to='bob@sip.example.com' id='a'><body>x</body></message>`)
 	h.in(`<message from='juliet@example.com/r' to='bob@sip.example.com' id='b'><body>y</body></message>`)
 	c := h.call()

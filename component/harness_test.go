@@ -36,6 +36,7 @@ type fakeSIP struct {
 	mu       sync.Mutex
 	inFlight map[string]int // per Request-URI
 	maxSeen  int
+	noStart  bool // StartMessage declines
 }
 
 func (f *fakeSIP) SendMessage(ctx context.Context, m *sipside.OutgoingMessage) (sipside.Result, error) {
@@ -68,6 +69,32 @@ func (f *fakeSIP) SendMessage(ctx context.Context, m *sipside.OutgoingMessage) (
 		return r.res, r.err
 	case <-ctx.Done():
 		return sipside.Result{}, ctx.Err()
+	}
+}
+
+// StartMessage makes the fake a sipStarter, as sipside.UA is: the send
+// runs on a goroutine of the fake and done gets its outcome. With noStart
+// set it declines, and sessions fall back to SendMessage on their senders.
+func (f *fakeSIP) StartMessage(ctx context.Context, m *sipside.OutgoingMessage, done func(sipside.Result, error)) bool {
+	f.mu.Lock()
+	no := f.noStart
+	f.mu.Unlock()
+	if no {
+		return false
+	}
+	go func() { done(f.SendMessage(ctx, m)) }()
+	return true
+}
+
+// sendModes runs a test with sends started by StartMessage (the fast path)
+// and with sends on the session's senders (SendMessage).
+func sendModes(t *testing.T, test func(t *testing.T, noStart bool)) {
+	for _, noStart := range []bool{false, true} {
+		name := "StartMessage"
+		if noStart {
+			name = "SendMessage"
+		}
+		t.Run(name, func(t *testing.T) { test(t, noStart) })
 	}
 }
 

@@ -101,7 +101,20 @@ func messageFromStanza(e *Element) mapping.XMPPMessage {
 // deliver sends one message to SIP and answers failures (ERR-04). It runs on
 // a goroutine owned by the session.
 func (g *Gateway) deliver(ctx context.Context, o *outgoing) {
-	res, err := g.sip.SendMessage(ctx, &sipside.OutgoingMessage{
+	res, err := g.sip.SendMessage(ctx, g.sipMessage(o))
+	g.delivered(o, res, err)
+}
+
+// startDeliver starts sending one message to SIP without a goroutine that
+// waits for it, when the SIP side can (sipStarter): then stopped is called
+// once with the outcome, from the SIP side's goroutine, and must not block;
+// the caller passes the outcome to delivered. It reports whether it started.
+func (g *Gateway) startDeliver(ctx context.Context, o *outgoing, stopped func(sipside.Result, error)) bool {
+	return g.start != nil && g.start.StartMessage(ctx, g.sipMessage(o), stopped)
+}
+
+func (g *Gateway) sipMessage(o *outgoing) *sipside.OutgoingMessage {
+	return &sipside.OutgoingMessage{
 		Timeout:         g.cfg.SendTimeout,
 		RequestURI:      o.sip.RequestURI,
 		From:            o.sip.From,
@@ -111,7 +124,12 @@ func (g *Gateway) deliver(ctx context.Context, o *outgoing) {
 		ContentType:     o.sip.ContentType,
 		ContentLanguage: o.sip.ContentLanguage,
 		Body:            o.sip.Body,
-	})
+	}
+}
+
+// delivered counts and logs the outcome of a send and answers a failure
+// with its stanza error (ERR-04).
+func (g *Gateway) delivered(o *outgoing, res sipside.Result, err error) {
 	var se mapping.StanzaError
 	switch {
 	case err != nil:

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/stox-gw/stox/sipside"
 )
 
 // registry holds the live Sessions, one per XMPP user (bare JID).
@@ -92,6 +94,7 @@ type Session struct {
 	// bound of SessionQueue.
 	mu      sync.Mutex
 	inbox   []*outgoing
+	ended   []ended // sends started with startDeliver that have ended
 	notify  chan struct{}
 	waiting atomic.Int64
 
@@ -112,6 +115,14 @@ type destQueue struct {
 }
 
 type sendResult struct{ dest string }
+
+// ended is the outcome of a send started with startDeliver.
+type ended struct {
+	dest string
+	o    *outgoing
+	res  sipside.Result
+	err  error
+}
 
 func newSession(g *Gateway, bare string) *Session {
 	ctx, cancel := context.WithCancel(g.ctx)
@@ -144,14 +155,32 @@ func (s *Session) offer(o *outgoing) error {
 	return nil
 }
 
-// drain moves the inbox into the destination queues, in arrival order.
+// drain handles the sends that have ended (see post) and moves the inbox
+// into the destination queues, in arrival order.
 func (s *Session) drain() {
 	s.mu.Lock()
-	in := s.inbox
-	s.inbox = nil
+	in, done := s.inbox, s.ended
+	s.inbox, s.ended = nil, nil
 	s.mu.Unlock()
+	for _, e := range done {
+		s.g.delivered(e.o, e.res, e.err)
+		s.sends.Done()
+		s.finished(sendResult{dest: e.dest})
+	}
 	for _, o := range in {
 		s.enqueue(o)
+	}
+}
+
+// post hands the loop the outcome of a send started with startDeliver. It
+// runs on the SIP side's goroutine and never blocks.
+func (s *Session) post(e ended) {
+	s.mu.Lock()
+	s.ended = append(s.ended, e)
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
 	}
 }
 
@@ -224,6 +253,11 @@ func (s *Session) kick(dest string, d *destQueue) {
 	s.waiting.Add(-1)
 	s.busy++
 	s.sends.Add(1)
+	if s.g.startDeliver(s.ctx, o, func(res sipside.Result, err error) {
+		s.post(ended{dest: dest, o: o, res: res, err: err})
+	}) {
+		return
+	}
 	s.g.senders.run(func() {
 		defer s.sends.Done()
 		s.g.deliver(s.ctx, o)
@@ -243,6 +277,8 @@ func (s *Session) shutdown(grace time.Duration) {
 		select {
 		case r := <-s.done:
 			s.finished(r)
+		case <-s.notify:
+			s.drain() // sends that ended; the inbox stays empty
 		case <-deadline.C:
 			s.cancel()
 			for dest, d := range s.dests {
@@ -260,8 +296,20 @@ func (s *Session) shutdown(grace time.Duration) {
 				}
 			}
 			for s.busy > 0 {
-				<-s.done
-				s.busy--
+				select {
+				case <-s.done:
+					s.busy--
+				case <-s.notify:
+					s.mu.Lock()
+					done := s.ended
+					s.ended = nil
+					s.mu.Unlock()
+					for _, e := range done {
+						s.g.delivered(e.o, e.res, e.err) // answers the cancelled send
+						s.sends.Done()
+						s.busy--
+					}
+				}
 			}
 			s.sends.Wait()
 			return

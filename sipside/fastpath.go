@@ -77,7 +77,8 @@ type fastClientTx struct {
 	next     time.Time     // next retransmission
 	deadline time.Time     // Timer F, or the caller's sooner deadline
 	started  time.Time
-	done     chan fastOutcome
+	finish   func(Result, error)
+	stop     func() bool // the context's AfterFunc, or nil
 }
 
 type fastOutcome struct {
@@ -299,7 +300,7 @@ func (f *fastPath) response(data []byte) bool {
 	}
 	delete(f.cli, res.branch)
 	f.mu.Unlock()
-	tx.done <- fastOutcome{res: resultOfWire(f.u.parser, data, &res)}
+	tx.complete(resultOfWire(f.u.parser, data, &res), nil)
 	return true
 }
 
@@ -318,9 +319,11 @@ func resultOfWire(p *sip.Parser, data []byte, res *wireResponse) Result {
 	return Result{Code: res.code, Reason: res.reason}
 }
 
-// send runs one client transaction for a MESSAGE already written to data,
-// to dst, and waits for its final response.
-func (f *fastPath) send(ctx context.Context, branch string, data []byte, dst netip.AddrPort, deadline time.Time) (Result, error) {
+// start registers a client transaction for a MESSAGE already written to
+// data, to dst, and sends it. finish is called exactly once with the final
+// response or the failure, from the read loop, the timers goroutine, a
+// context's AfterFunc or this call: it must not block.
+func (f *fastPath) start(ctx context.Context, branch string, data []byte, dst netip.AddrPort, deadline time.Time, finish func(Result, error)) {
 	u := f.u
 	now := time.Now()
 	tx := &fastClientTx{
@@ -330,13 +333,17 @@ func (f *fastPath) send(ctx context.Context, branch string, data []byte, dst net
 		next:     now.Add(u.cfg.callT1),
 		deadline: now.Add(u.cfg.txTimeout),
 		started:  now,
-		done:     make(chan fastOutcome, 1),
+		finish:   finish,
 	}
 	if !deadline.IsZero() && deadline.Before(tx.deadline) {
 		tx.deadline = deadline
 	}
 	if u.log.Enabled(ctx, slog.LevelDebug) {
 		u.log.Debug("sip request", "data", string(data))
+	}
+	ctxEnd := func() { f.end(branch, Result{}, u.ctxErr(ctx, "waiting for a final response")) }
+	if ctx.Done() != nil {
+		tx.stop = context.AfterFunc(ctx, ctxEnd) // set before others can see tx
 	}
 	f.mu.Lock()
 	f.cli[branch] = tx
@@ -346,26 +353,43 @@ func (f *fastPath) send(ctx context.Context, branch string, data []byte, dst net
 		go f.timers()
 	}
 	f.mu.Unlock()
-	if _, err := f.pc.WriteToUDPAddrPort(data, dst); err != nil {
-		f.forget(branch)
-		return Result{}, fmt.Errorf("%w: udp %s: %w", ErrTransport, dst, err)
+	if ctx.Err() != nil {
+		ctxEnd() // the AfterFunc may have run before tx was in the map
+		return
 	}
-	select {
-	case o := <-tx.done:
-		return o.res, o.err
-	case <-ctx.Done():
-		f.forget(branch)
-		return Result{}, u.ctxErr(ctx, "waiting for a final response")
-	case <-u.ctx.Done():
-		f.forget(branch)
-		return Result{}, ErrClosed
+	if _, err := f.pc.WriteToUDPAddrPort(data, dst); err != nil {
+		f.end(branch, Result{}, fmt.Errorf("%w: udp %s: %w", ErrTransport, dst, err))
 	}
 }
 
-func (f *fastPath) forget(branch string) {
+// end finishes the client transaction of branch, unless it has ended
+// already.
+func (f *fastPath) end(branch string, res Result, err error) {
 	f.mu.Lock()
+	tx := f.cli[branch]
 	delete(f.cli, branch)
 	f.mu.Unlock()
+	if tx != nil {
+		tx.complete(res, err)
+	}
+}
+
+// complete runs once per transaction, after it has left the map.
+func (tx *fastClientTx) complete(res Result, err error) {
+	if tx.stop != nil {
+		tx.stop()
+	}
+	tx.finish(res, err)
+}
+
+// send is start that waits for the outcome.
+func (f *fastPath) send(ctx context.Context, branch string, data []byte, dst netip.AddrPort, deadline time.Time) (Result, error) {
+	done := make(chan fastOutcome, 1)
+	f.start(ctx, branch, data, dst, deadline, func(res Result, err error) {
+		done <- fastOutcome{res: res, err: err}
+	})
+	o := <-done
+	return o.res, o.err
 }
 
 // timers retransmits and times out the open client transactions. It runs
@@ -374,18 +398,24 @@ func (f *fastPath) timers() {
 	defer f.u.wg.Done()
 	tick := time.NewTicker(f.u.cfg.callT1 / 4)
 	defer tick.Stop()
-	var resend []*fastClientTx
+	var resend, expired []*fastClientTx
 	for {
 		select {
 		case <-tick.C:
 		case <-f.u.ctx.Done():
+			// Close: every open transaction ends with ErrClosed.
 			f.mu.Lock()
 			f.ticking = false
+			open := f.cli
+			f.cli = make(map[string]*fastClientTx)
 			f.mu.Unlock()
+			for _, tx := range open {
+				tx.complete(Result{}, ErrClosed)
+			}
 			return
 		}
 		now := time.Now()
-		resend = resend[:0]
+		resend, expired = resend[:0], expired[:0]
 		f.mu.Lock()
 		if len(f.cli) == 0 {
 			f.ticking = false
@@ -397,7 +427,7 @@ func (f *fastPath) timers() {
 			switch {
 			case !now.Before(tx.deadline):
 				delete(f.cli, branch)
-				tx.done <- fastOutcome{err: fmt.Errorf("%w: no final response within %v", ErrTimeout, tx.deadline.Sub(tx.started).Round(time.Millisecond))}
+				expired = append(expired, tx)
 			case !now.Before(tx.next):
 				// Timer E: T1 after the request, then 2*T1, 4*T1, ... up
 				// to T2 (§17.1.2.2).
@@ -407,6 +437,9 @@ func (f *fastPath) timers() {
 			}
 		}
 		f.mu.Unlock()
+		for _, tx := range expired {
+			tx.complete(Result{}, fmt.Errorf("%w: no final response within %v", ErrTimeout, tx.deadline.Sub(tx.started).Round(time.Millisecond)))
+		}
 		for _, tx := range resend {
 			if _, err := f.pc.WriteToUDPAddrPort(tx.data, tx.dst); err != nil {
 				f.u.log.Debug("sip retransmission failed", "dest", tx.dst, "error", err)
@@ -419,22 +452,87 @@ func (f *fastPath) timers() {
 // from a listener with a known address, within the datagram limit. ok is
 // false when the usual path must send it.
 func (u *UA) sendFast(ctx context.Context, st *startedState, p *prepared, tg target, deadline time.Time) (res Result, err error, ok bool) {
-	if st.fast == nil || st.fastVia == "" || tg.transport != "UDP" {
-		return Result{}, nil, false
-	}
-	dst, perr := netip.ParseAddrPort(tg.dest)
-	if perr != nil {
+	branch, data, dst, ok := u.fastRequest(st, p, tg)
+	if !ok {
 		return Result{}, nil, false
 	}
 	if !deadline.IsZero() && !time.Now().Before(deadline) {
 		return Result{}, fmt.Errorf("%w: %w", ErrTimeout, context.DeadlineExceeded), true
 	}
-	branch := "z9hG4bK" + token()
-	data := appendRequest(make([]byte, 0, 512+len(p.body)), p, st.fastVia, branch, u.routeStr, u.uaString)
+	u.fastOut.Add(1)
+	res, err = st.fast.send(ctx, branch, data, dst, deadline)
+	return res, err, true
+}
+
+// fastRequest writes p for the fast path, with a fresh branch, and returns
+// where it goes; ok is false when the fast path cannot send it.
+func (u *UA) fastRequest(st *startedState, p *prepared, tg target) (branch string, data []byte, dst netip.AddrPort, ok bool) {
+	if st.fast == nil || st.fastVia == "" || tg.transport != "UDP" {
+		return "", nil, dst, false
+	}
+	dst, err := netip.ParseAddrPort(tg.dest)
+	if err != nil {
+		return "", nil, dst, false
+	}
+	branch = "z9hG4bK" + token()
+	data = appendRequest(make([]byte, 0, 512+len(p.body)), p, st.fastVia, branch, u.routeStr, u.uaString)
 	if len(data) > udpSizeLimit {
-		return Result{}, nil, false
+		return "", nil, dst, false
+	}
+	return branch, data, netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port()), true
+}
+
+// StartMessage starts sending m on the fast path and returns true, or
+// returns false at once when m needs SendMessage: no fast path for its next
+// hop (a name to look up, TCP or TLS, over 1300 bytes), no free transaction
+// slot, a value SendMessage would refuse, or the UA not running. When it
+// returns true, done is called exactly once, later and from another
+// goroutine (the UA's read loop or timers), with what SendMessage would have
+// returned; it must not block. Cancelling ctx ends the transaction with
+// ctx's error, as for SendMessage. It saves the caller a goroutine that
+// waits for the transaction.
+func (u *UA) StartMessage(ctx context.Context, m *OutgoingMessage, done func(Result, error)) bool {
+	tg := u.proxyTarget
+	if m == nil || tg.transport != "UDP" {
+		return false
+	}
+	u.mu.Lock()
+	st, closed := u.state, u.closed
+	if closed || st == nil || st.fast == nil {
+		u.mu.Unlock()
+		return false
+	}
+	u.wg.Add(1)
+	u.mu.Unlock()
+	p, err := prepareLazy(m)
+	if err != nil {
+		u.leave()
+		return false
+	}
+	select {
+	case u.slots <- struct{}{}:
+	default:
+		u.leave()
+		return false
+	}
+	branch, data, dst, ok := u.fastRequest(st, p, tg)
+	if !ok {
+		<-u.slots
+		u.leave()
+		return false
+	}
+	var deadline time.Time
+	if m.Timeout > 0 {
+		deadline = time.Now().Add(m.Timeout)
 	}
 	u.fastOut.Add(1)
-	res, err = st.fast.send(ctx, branch, data, netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port()), deadline)
-	return res, err, true
+	st.fast.start(ctx, branch, data, dst, deadline, func(res Result, err error) {
+		<-u.slots
+		u.leave()
+		if err == nil {
+			res.Parts = 1
+		}
+		done(res, err)
+	})
+	return true
 }

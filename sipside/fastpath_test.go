@@ -379,7 +379,8 @@ func TestFastPathResponses(t *testing.T) {
 			"CSeq: 1 " + method,
 		}, append(extra, "Content-Length: 0", "", "")...)...))
 	}
-	tx := &fastClientTx{interval: u.cfg.callT1, done: make(chan fastOutcome, 1)}
+	done := make(chan fastOutcome, 1)
+	tx := &fastClientTx{interval: u.cfg.callT1, finish: func(res Result, err error) { done <- fastOutcome{res, err} }}
 	f.cli["z9hG4bKknown"] = tx
 
 	if f.handle(response(200, "z9hG4bKunknown", "MESSAGE"), from) {
@@ -401,7 +402,7 @@ func TestFastPathResponses(t *testing.T) {
 		t.Fatal("the final response of a transaction was not consumed")
 	}
 	select {
-	case o := <-tx.done:
+	case o := <-done:
 		want := Result{Code: 302, Reason: reasonPhrase(302), Contact: "sip:juliet@192.0.2.20;gr=x"}
 		if o.err != nil || o.res != want {
 			t.Errorf("outcome %+v %v, want %+v", o.res, o.err, want)
@@ -473,5 +474,86 @@ func TestFastPathOff(t *testing.T) {
 	}
 	if st := u.Stats(); st.FastIn != 0 || st.FastOut != 0 || st.UsualIn != 1 || st.UsualOut != 1 {
 		t.Errorf("stats %+v, want one usual each way", st)
+	}
+}
+
+// TestStartMessage: StartMessage sends on the fast path and reports once,
+// from another goroutine, what SendMessage would return; it declines what
+// needs SendMessage; a cancelled context and Close end its transaction.
+func TestStartMessage(t *testing.T) {
+	checkLeaks(t)
+	peer := newRawUDP(t)
+	proxy := WithOutboundProxy(fmt.Sprintf("sip:127.0.0.1:%d", peer.port()))
+	u := startUAOn(t, []string{"udp:127.0.0.1:0"}, proxy, fastCalls)
+	outcomes := make(chan sendOutcome, 4)
+	done := func(res Result, err error) { outcomes <- sendOutcome{res, err} }
+	next := func(what string) sendOutcome {
+		t.Helper()
+		select {
+		case o := <-outcomes:
+			return o
+		case <-time.After(2 * time.Second):
+			t.Fatalf("%s: no outcome", what)
+		}
+		return sendOutcome{}
+	}
+
+	if !u.StartMessage(context.Background(), messageTo(peer), done) {
+		t.Fatal("StartMessage declined a MESSAGE to an IP outbound proxy over UDP")
+	}
+	req, _, from := peer.readRequest(2*time.Second, nil)
+	if req == nil {
+		t.Fatal("no request at the peer")
+	}
+	peer.respond(req, from, 202)
+	if o := next("202"); o.err != nil || o.res.Code != 202 || o.res.Parts != 1 {
+		t.Fatalf("outcome %+v %v", o.res, o.err)
+	}
+	if st := u.Stats(); st.FastOut != 1 {
+		t.Errorf("stats %+v", st)
+	}
+
+	big := messageTo(peer)
+	big.Body = bytes.Repeat([]byte("x"), 1400)
+	if u.StartMessage(context.Background(), big, done) {
+		t.Error("StartMessage took a MESSAGE over 1300 bytes")
+	}
+	bad := messageTo(peer)
+	bad.CallID = "bad\r\nX: y"
+	if u.StartMessage(context.Background(), bad, done) {
+		t.Error("StartMessage took a Call-ID that SendMessage refuses")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	if !u.StartMessage(ctx, messageTo(peer), done) {
+		t.Fatal("declined")
+	}
+	if req, _, _ := peer.readRequest(2*time.Second, nil); req == nil {
+		t.Fatal("no request at the peer")
+	}
+	cancel()
+	if o := next("cancel"); !errors.Is(o.err, context.Canceled) {
+		t.Fatalf("after cancel: %+v %v", o.res, o.err)
+	}
+
+	if !u.StartMessage(context.Background(), messageTo(peer), done) {
+		t.Fatal("declined")
+	}
+	if req, _, _ := peer.readRequest(2*time.Second, nil); req == nil {
+		t.Fatal("no request at the peer")
+	}
+	u.Close()
+	if o := next("close"); !errors.Is(o.err, ErrClosed) {
+		t.Fatalf("after Close: %+v %v", o.res, o.err)
+	}
+	select {
+	case o := <-outcomes:
+		t.Fatalf("a second outcome: %+v %v", o.res, o.err)
+	default:
+	}
+
+	direct := startUAOn(t, []string{"udp:127.0.0.1:0"}, fastCalls)
+	if direct.StartMessage(context.Background(), messageTo(peer), done) {
+		t.Error("StartMessage took a MESSAGE without an outbound proxy (the next hop may need a lookup)")
 	}
 }
