@@ -90,6 +90,7 @@ type Session struct {
 	log  *slog.Logger
 
 	// The XMPP read loop appends to inbox and pokes notify; it never blocks.
+	// The SIP side does the same with ended (post).
 	// waiting counts what is in inbox or queued (not yet in flight): the one
 	// bound of SessionQueue.
 	mu      sync.Mutex

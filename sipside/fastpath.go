@@ -28,13 +28,15 @@ import (
 //     fields it was made from, not as bytes). Everything readRequest
 //     declines (and every other method) goes to sipgo as before, which
 //     refuses what is wrong (400, 403, 416, 420, 483, ...) and logs it.
-//   - Outgoing: SendMessage over UDP to an IP address, when the request
-//     fits in a datagram, writes it itself and registers a client
-//     transaction in cli, keyed by branch. One goroutine (timers), running
-//     only while transactions are open, retransmits them (Timer E, from T1
-//     doubling to T2, T2 after a provisional response) and ends them at
-//     Timer F. The read loop hands a matching response to the waiting
-//     sender; an unknown one goes on to sipgo, which ignores it (IM-15).
+//   - Outgoing: SendMessage (and StartMessage, which does not wait) over
+//     UDP to an IP address, when the request fits in a datagram, writes it
+//     itself and registers a client transaction in cli, keyed by branch.
+//     One goroutine (timers), running only while transactions are open,
+//     retransmits them (Timer E, from T1 doubling to T2, T2 after a
+//     provisional response) and ends them at Timer F or at Close. The read
+//     loop ends the transaction a response matches, and its finish
+//     function hands the outcome to the sender; an unknown response goes
+//     on to sipgo, which ignores it (IM-15).
 //
 // In `make bench` sipgo's path cost about 80 us of CPU per X->S message
 // and 110 us per S->X message, most of it in allocation, timers and
