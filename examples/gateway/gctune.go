@@ -11,11 +11,12 @@ import (
 // next collection, at the least. Go's default (GOGC=100) lets a heap grow
 // by its own size: with the few megabytes stox holds while it translates
 // messages, that is a collection every few thousand messages, and in `make
-// bench` the collector took a fifth of stox's CPU. With 64 MiB of headroom
-// a small heap is collected far less often; from 64 MiB of live heap up
-// (presence subscriptions by the hundred thousand) the default applies
-// again, so that memory stays within twice the live heap as before.
-const gcHeadroom = 64 << 20
+// bench` the collector took a fifth of stox's CPU. With 32 MiB of headroom
+// a small heap is collected several times less often; from 32 MiB of live
+// heap up (presence subscriptions by the ten thousand) the default applies
+// again, so that memory stays within twice the live heap as before. (64
+// MiB raised the peak RSS of 100,000 presence subscriptions past 300 MB.)
+const gcHeadroom = 32 << 20
 
 // tuneGC keeps the collector's goal at the larger of twice the live heap
 // and the live heap plus gcHeadroom, re-computed after every collection.

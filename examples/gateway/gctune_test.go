@@ -8,10 +8,11 @@ func TestGCPercentFor(t *testing.T) {
 		want int
 	}{
 		{0, 2000},
-		{1 << 20, 2000},  // 1 MiB live: capped
-		{8 << 20, 800},   // 8 MiB + 64 MiB headroom
-		{32 << 20, 200},  // 32 MiB + 64 MiB
-		{64 << 20, 100},  // headroom = live: the default
+		{1 << 20, 2000}, // 1 MiB live: capped
+		{8 << 20, 400},  // 8 MiB + 32 MiB headroom
+		{16 << 20, 200}, // 16 MiB + 32 MiB
+		{32 << 20, 100}, // headroom = live: the default
+		{64 << 20, 100},
 		{512 << 20, 100}, // large heaps keep GOGC=100
 	} {
 		if got := gcPercentFor(c.live); got != c.want {
