@@ -301,8 +301,11 @@ func chatStanza(b *[]byte, to, id string, body []byte) []byte {
 }
 
 // componentStanza is the message the echo component sends (S->X ceiling),
-// shaped like stox's: from a SIP-user JID, to a bare JID, no type.
-func componentStanza(b *[]byte, from, to, id string, body []byte) []byte {
+// shaped like stox's: from a SIP-user JID, to a bare JID, no type, a
+// 16-character id, and the <thread/> that stox must carry the Call-ID in
+// (RFC 7572 §5, IM-07; the raw UAC's Call-IDs are like "r1-123@bench").
+// Without the thread the ceiling's stanzas were lighter for Prosody.
+func componentStanza(b *[]byte, from, to, id, thread string, body []byte) []byte {
 	out := (*b)[:0]
 	out = append(out, "<message from='"...)
 	out = append(out, from...)
@@ -310,7 +313,9 @@ func componentStanza(b *[]byte, from, to, id string, body []byte) []byte {
 	out = append(out, to...)
 	out = append(out, "' id='"...)
 	out = append(out, id...)
-	out = append(out, "'><body>"...)
+	out = append(out, "'><thread>"...)
+	out = append(out, thread...)
+	out = append(out, "</thread><body>"...)
 	out = append(out, body...)
 	out = append(out, "</body></message>"...)
 	*b = out
