@@ -213,7 +213,7 @@ func (r *rig) runSXEcho(name string, n int, rate float64) *Phase {
 		}
 		pair := k % P
 		body = appendBody(body[:0], run, k, pair, k/P)
-		id := "e" + strconv.Itoa(1e15+k)[1:] // 16 characters, as stox's ids
+		id := "e" + strconv.Itoa(1e15 + k)[1:] // 16 characters, as stox's ids
 		thread := "e" + strconv.Itoa(run) + "-" + strconv.Itoa(k) + "@bench"
 		if err := r.echo.send(componentStanza(&buf, from[pair/S], to[pair%S], id, thread, body)); err != nil {
 			break
