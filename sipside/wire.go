@@ -242,9 +242,9 @@ func readRequest(s string) (r wireRequest, ok bool) {
 			if !routeList(v) {
 				return r, false
 			}
-			if name == "record-route" {
+			if name == "record-route" { // a Route is not copied into responses
 				r.rroutes = append(r.rroutes, v)
-			} // a Route is not copied into responses
+			}
 		case "require", "proxy-require", "contact", "content-encoding", "refer-to", "referred-by":
 			return r, false
 		}
