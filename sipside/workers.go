@@ -55,24 +55,17 @@ func (p *workers) submit(job func()) {
 
 func (p *workers) worker(job func()) {
 	defer p.wg.Done()
-	// A ticker, not a timer reset after every job: moving a runtime timer
-	// per request cost more than checking the time of the last job at each
-	// tick. A worker exits between idle and twice idle without work.
-	tick := time.NewTicker(p.idle)
-	defer tick.Stop()
+	idle := time.NewTimer(p.idle)
+	defer idle.Stop()
 	for {
 		job()
-		last := time.Now()
-		for job = nil; job == nil; {
-			select {
-			case job = <-p.jobs:
-			case now := <-tick.C:
-				if now.Sub(last) >= p.idle {
-					return
-				}
-			case <-p.quit:
-				return
-			}
+		idle.Reset(p.idle)
+		select {
+		case job = <-p.jobs:
+		case <-idle.C:
+			return
+		case <-p.quit:
+			return
 		}
 	}
 }
