@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -42,8 +43,9 @@ import (
 // and 110 us per S->X message, most of it in allocation, timers and
 // goroutine hand-offs around two syscalls.
 type fastPath struct {
-	u  *UA
-	pc *net.UDPConn
+	u       *UA
+	pc      *net.UDPConn
+	tagSeed maphash.Seed // for toTag
 
 	mu      sync.Mutex
 	srv     map[string]*fastServerTx
@@ -59,17 +61,19 @@ type fastPath struct {
 // to sipgo.
 const maxFastServerTx = 1 << 20
 
+// fastServerTx is kept for 64*T1 per request, tens of thousands at a time
+// under load: it holds only what the final response is made from. The To
+// tag is derived from the key (toTag), not stored.
 type fastServerTx struct {
 	completed bool
 	code      int
 	reason    string
-	tag       string
 	extra     [][2]string
 }
 
 type srvExpiry struct {
 	key string
-	at  time.Time
+	at  int64 // unix nanoseconds
 }
 
 type fastClientTx struct {
@@ -90,10 +94,11 @@ type fastOutcome struct {
 
 func newFastPath(u *UA, pc *net.UDPConn) *fastPath {
 	return &fastPath{
-		u:   u,
-		pc:  pc,
-		srv: make(map[string]*fastServerTx),
-		cli: make(map[string]*fastClientTx),
+		u:       u,
+		pc:      pc,
+		tagSeed: maphash.MakeSeed(),
+		srv:     make(map[string]*fastServerTx),
+		cli:     make(map[string]*fastClientTx),
 	}
 }
 
@@ -141,7 +146,7 @@ func (f *fastPath) request(data []byte, addr net.Addr) bool {
 		done := *tx
 		f.mu.Unlock()
 		if done.completed {
-			f.write(&req, src, dst, done.code, done.reason, done.tag, done.extra)
+			f.write(&req, src, dst, key, done.code, done.reason, done.extra)
 		}
 		return true // a retransmission (§17.2.2): absorbed
 	}
@@ -149,8 +154,7 @@ func (f *fastPath) request(data []byte, addr net.Addr) bool {
 		f.mu.Unlock()
 		return false
 	}
-	tx := &fastServerTx{tag: token()[:16]}
-	f.srv[key] = tx
+	f.srv[key] = &fastServerTx{}
 	f.mu.Unlock()
 
 	if u.overloaded() || !u.enter() {
@@ -181,22 +185,21 @@ func (f *fastPath) request(data []byte, addr net.Addr) bool {
 // complete records the final response of a server transaction, sends it and
 // starts its Timer J.
 func (f *fastPath) complete(key string, req *wireRequest, src, dst netip.AddrPort, code int, reason string, extra [][2]string) {
-	now := time.Now()
+	now := time.Now().UnixNano()
 	f.mu.Lock()
 	tx := f.srv[key]
 	if tx == nil {
-		tx = &fastServerTx{tag: token()[:16]}
+		tx = &fastServerTx{}
 		f.srv[key] = tx
 	}
 	tx.completed, tx.code, tx.reason, tx.extra = true, code, reason, extra
-	tag := tx.tag
-	f.expiry = append(f.expiry, srvExpiry{key: key, at: now.Add(64 * f.u.cfg.callT1)})
+	f.expiry = append(f.expiry, srvExpiry{key: key, at: now + int64(64*f.u.cfg.callT1)})
 	f.sweepLocked(now)
 	if f.sweeper == nil && !f.closed {
 		f.sweeper = time.AfterFunc(64*f.u.cfg.callT1+time.Second, f.idleSweep)
 	}
 	f.mu.Unlock()
-	f.write(req, src, dst, code, reason, tag, extra)
+	f.write(req, src, dst, key, code, reason, extra)
 }
 
 // close stops the sweeper (UA.Close).
@@ -211,9 +214,9 @@ func (f *fastPath) close() {
 }
 
 // sweepLocked forgets the server transactions whose Timer J has fired.
-func (f *fastPath) sweepLocked(now time.Time) {
+func (f *fastPath) sweepLocked(now int64) {
 	n := 0
-	for n < len(f.expiry) && !f.expiry[n].at.After(now) {
+	for n < len(f.expiry) && f.expiry[n].at <= now {
 		delete(f.srv, f.expiry[n].key)
 		n++
 	}
@@ -230,23 +233,35 @@ func (f *fastPath) idleSweep() {
 	if f.closed || f.sweeper == nil {
 		return
 	}
-	f.sweepLocked(time.Now())
+	now := time.Now().UnixNano()
+	f.sweepLocked(now)
 	if len(f.expiry) == 0 {
 		f.sweeper = nil
+		f.expiry = nil // give back the peak's array
 		if len(f.srv) == 0 {
-			f.srv = make(map[string]*fastServerTx) // give back the peak's buckets
+			f.srv = make(map[string]*fastServerTx) // and buckets
 		}
 		return
 	}
-	f.sweeper.Reset(max(time.Until(f.expiry[0].at), 0) + time.Second)
+	f.sweeper.Reset(time.Duration(max(f.expiry[0].at-now, 0)) + time.Second)
 }
 
-// write sends a response to req.
-func (f *fastPath) write(req *wireRequest, src, dst netip.AddrPort, code int, reason, tag string, extra [][2]string) {
-	buf := appendResponse(make([]byte, 0, 512), req, src.Addr().String(), int(src.Port()), code, reason, tag, f.u.uaString, extra)
+// write sends a response to req, the request of the server transaction
+// key.
+func (f *fastPath) write(req *wireRequest, src, dst netip.AddrPort, key string, code int, reason string, extra [][2]string) {
+	buf := appendResponse(make([]byte, 0, 512), req, src.Addr().String(), int(src.Port()), code, reason, f.toTag(key), f.u.uaString, extra)
 	if _, err := f.pc.WriteToUDPAddrPort(buf, dst); err != nil {
 		f.u.log.Debug("sip respond failed", "code", code, "dest", dst, "error", err)
 	}
+}
+
+// toTag is the To tag of the responses of the server transaction key: the
+// same for every response to it (retransmissions included) without being
+// stored, and unguessable from outside (a keyed hash; RFC 3261 §19.3 wants
+// 32 random bits at least).
+func (f *fastPath) toTag(key string) string {
+	h := maphash.String(f.tagSeed, key)
+	return strconv.FormatUint(h, 36)
 }
 
 // incomingFromWire is what UA.incoming makes of the same request on the
