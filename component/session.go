@@ -149,11 +149,16 @@ func (s *Session) offer(o *outgoing) error {
 	s.mu.Lock()
 	s.inbox = append(s.inbox, o)
 	s.mu.Unlock()
+	s.wake()
+	return nil
+}
+
+// wake makes the loop drain, without blocking.
+func (s *Session) wake() {
 	select {
 	case s.notify <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // drain handles the sends that have ended (see post) and moves the inbox
@@ -179,10 +184,7 @@ func (s *Session) post(e ended) {
 	s.mu.Lock()
 	s.ended = append(s.ended, e)
 	s.mu.Unlock()
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
+	s.wake()
 }
 
 func (s *Session) stop(grace time.Duration) {
