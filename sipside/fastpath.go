@@ -157,14 +157,13 @@ func (f *fastPath) request(data []byte, addr net.Addr) bool {
 	f.srv[key] = &fastServerTx{}
 	f.mu.Unlock()
 
-	if u.overloaded() || !u.enter() {
-		u.noteShed(src)
-		f.complete(key, &req, src, dst, 503, reasonPhrase(503), [][2]string{{"Retry-After", strconv.Itoa(OverloadRetryAfter)}})
-		return true
-	}
-	if n := u.incomingBusy.Add(1); n > int64(u.cfg.maxIncoming) {
+	admitted := !u.overloaded() && u.enter()
+	if admitted && u.incomingBusy.Add(1) > int64(u.cfg.maxIncoming) {
 		u.incomingBusy.Add(-1)
 		u.leave()
+		admitted = false
+	}
+	if !admitted {
 		u.noteShed(src)
 		f.complete(key, &req, src, dst, 503, reasonPhrase(503), [][2]string{{"Retry-After", strconv.Itoa(OverloadRetryAfter)}})
 		return true
