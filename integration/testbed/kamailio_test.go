@@ -580,8 +580,10 @@ func TestKamailioMSRPRelay(t *testing.T) {
 	}
 	expectNothing(t, ctx, p.a, "sender of a Failure-Report: no SEND")
 
-	// Unknown session: 481.
-	tid, err := p.a.Request("SEND", []string{"msrp://" + k.MSRPAddr + "/no-such-session;tcp", p.b.URI},
+	// Unknown session: 481 (in a slot of the relay's session map that
+	// holds neither session: see UnknownMSRPSession).
+	unknown := UnknownMSRPSession(MSRPSessionOf(p.pathA), MSRPSessionOf(p.pathB))
+	tid, err := p.a.Request("SEND", []string{"msrp://" + k.MSRPAddr + "/" + unknown + ";tcp", p.b.URI},
 		append([]Header{{"Message-ID", "m4"}, {"Byte-Range", "1-2/2"}}, text...), "hi")
 	if err != nil {
 		t.Fatal(err)

@@ -350,3 +350,73 @@ func ReadMSRPFrame(r *bufio.Reader, max int) (*MSRPFrame, error) {
 		body.WriteString(line)
 	}
 }
+
+// kamailioCmapSlots is the slot count of the relay's session map
+// (modparam("msrp", "cmap_size", 8) in kamailio.cfg.tmpl: 1<<8 slots).
+const kamailioCmapSlots = 1 << 8
+
+// UnknownMSRPSession returns a session id the relay does not know and
+// that its session map cannot mistake for one of known (the session ids
+// of the Use-Path URIs it handed out).
+//
+// The msrp module of Kamailio 5.6 keeps each slot of its session map
+// sorted by a hash of the session id, and msrp_cmap_lookup stops at the
+// first entry whose hash is greater than the one looked for; it then
+// takes that entry as found, whatever its session id. So a SEND for an
+// unknown session is relayed (and answered 200) to another session's
+// connection when their ids fall in the same slot and the other's hash is
+// greater: one run in about 250 with two sessions. An id in a slot of
+// its own is answered 481, as it should be.
+func UnknownMSRPSession(known ...string) string {
+	used := make(map[uint32]bool, len(known))
+	for _, s := range known {
+		used[kamailioCaseHash(s)%kamailioCmapSlots] = true
+	}
+	for i := 0; ; i++ {
+		s := "no-such-session-" + strconv.Itoa(i)
+		if !used[kamailioCaseHash(s)%kamailioCmapSlots] {
+			return s
+		}
+	}
+}
+
+// MSRPSessionOf returns the session part of a relay's Use-Path URI
+// (msrp://HOST:PORT/SESSION;tcp), or "".
+func MSRPSessionOf(uri string) string {
+	_, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return ""
+	}
+	_, sess, ok := strings.Cut(rest, "/")
+	if !ok {
+		return ""
+	}
+	sess, _, _ = strings.Cut(sess, ";")
+	return sess
+}
+
+// kamailioCaseHash is the case-insensitive string hash Kamailio's core
+// uses for its hash tables (core_case_hash without a second string or a
+// size): four bytes at a time, big-endian, ASCII letters lowered, each
+// word w added as w^(w>>3), the tail as one more word, then mixed.
+// Bytes are signed chars, as on x86.
+func kamailioCaseHash(s string) uint32 {
+	b := func(c byte) uint32 {
+		if c >= 'A' && c <= 'Z' {
+			c |= 0x20
+		}
+		return uint32(int32(int8(c)))
+	}
+	var h uint32
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		w := b(s[i])<<24 + b(s[i+1])<<16 + b(s[i+2])<<8 + b(s[i+3])
+		h += w ^ w>>3
+	}
+	var w uint32
+	for ; i < len(s); i++ {
+		w = w<<8 + b(s[i])
+	}
+	h += w ^ w>>3
+	return h + h>>11 + (h>>13 + h>>23)
+}
