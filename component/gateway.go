@@ -226,7 +226,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			continue
 		}
 		n := g.connects.Add(1)
-		flushed, ferr := g.out.attach(s.write)
+		flushed, ferr := g.out.attachStream(s)
 		if ferr != nil {
 			g.log.Warn("XMPP stream broke while flushing the queue", "err", ferr)
 			s.kill()

@@ -2,6 +2,7 @@ package component
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -11,34 +12,93 @@ import (
 // (DESIGN.md "XMPP server down"). Nothing accepted into the outbox is dropped:
 // when it is full, or the outage has lasted longer than maxOutage, send refuses
 // the stanza and the caller reports the refusal to its sender.
+//
+// On a stream (attachStream) a stanza is written without waiting for the
+// socket: what the kernel does not take at once, and every stanza sent after
+// it, goes to pend, which one flusher goroutine writes out, several stanzas
+// per system call, while it lasts. Senders wait only while pend holds
+// pendLimit bytes or more (the server reads too slowly); sendNow never
+// waits, for callers that must not block (sipside's read loop).
 type outbox struct {
-	mu        sync.Mutex
-	w         func([]byte) error // nil while disconnected
+	mu   sync.Mutex
+	cond sync.Cond // the flusher took pend, or ended
+
+	w   func([]byte) error        // nil while disconnected
+	try func([]byte) (int, error) // writes what the socket takes now; nil: w, under mu
+	wv  func([][]byte) error      // the flusher's write of several stanzas
+
 	q         [][]byte
+	pend      []pending // accepted while the flusher runs, oldest first
+	pendBytes int
+	flushing  bool
+	// free is w != nil && !flushing && len(q) == 0: a stanza sent now is
+	// written at once (idle reads it without the lock).
+	free atomic.Bool
+
 	down      time.Time // when the stream went away (zero while connected)
 	limit     int
 	maxOutage time.Duration
 	now       func() time.Time
 }
 
+// pending is a stanza of pend; off bytes of it are written already.
+type pending struct {
+	b   []byte
+	off int
+}
+
+// pendLimit is how much pend holds before senders other than sendNow wait
+// for the flusher: about as much as a socket buffer, so that a server that
+// reads slowly slows the gateway down instead of growing pend.
+const pendLimit = 256 << 10
+
 func newOutbox(limit int, maxOutage time.Duration, now func() time.Time) *outbox {
-	return &outbox{limit: limit, maxOutage: maxOutage, now: now, down: now()}
+	o := &outbox{limit: limit, maxOutage: maxOutage, now: now, down: now()}
+	o.cond.L = &o.mu
+	return o
 }
 
 // send writes b, or queues it while the stream is down. queued reports the
-// latter. It fails with ErrQueueFull or ErrOutageTooLong.
-func (o *outbox) send(b []byte) (queued bool, err error) {
+// latter. It fails with ErrQueueFull or ErrOutageTooLong. While the server
+// is behind (pend full), it waits.
+func (o *outbox) send(b []byte) (queued bool, err error) { return o.put(b, true) }
+
+// sendNow is send without the wait: it never blocks on the server.
+func (o *outbox) sendNow(b []byte) (queued bool, err error) { return o.put(b, false) }
+
+// idle reports whether a stanza sent now would be written at once.
+func (o *outbox) idle() bool { return o.free.Load() }
+
+func (o *outbox) put(b []byte, wait bool) (queued bool, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	for wait && o.w != nil && o.flushing && o.pendBytes >= pendLimit {
+		o.cond.Wait()
+	}
+	if o.w != nil && o.flushing {
+		o.pend = append(o.pend, pending{b: b})
+		o.pendBytes += len(b)
+		return false, nil
+	}
 	if o.w != nil && len(o.q) == 0 {
-		if err := o.w(b); err == nil {
+		if o.try == nil {
+			if err := o.w(b); err == nil {
+				return false, nil
+			}
+		} else if n, err := o.try(b); err == nil {
+			if n < len(b) {
+				o.pend = append(o.pend, pending{b: b, off: n})
+				o.pendBytes += len(b) - n
+				o.flushing = true
+				o.setFree()
+				go o.flush(o.wv)
+			}
 			return false, nil
 		}
 		// The stream broke under this write; whether the server got the
 		// stanza is unknown, so it is queued and written again after the
 		// reconnect (at-least-once rather than lost).
-		o.w = nil
-		o.down = o.now()
+		o.lostLocked()
 	}
 	if len(o.q) >= o.limit {
 		return false, ErrQueueFull
@@ -47,15 +107,97 @@ func (o *outbox) send(b []byte) (queued bool, err error) {
 		return false, ErrOutageTooLong
 	}
 	o.q = append(o.q, b)
+	o.setFree()
 	return true, nil
 }
+
+// flush writes pend out until it is empty or the stream is gone; then what
+// it could not write goes to the head of the queue, for the next stream.
+func (o *outbox) flush(wv func([][]byte) error) {
+	var bufs [][]byte
+	for {
+		o.mu.Lock()
+		if len(o.pend) == 0 || o.w == nil {
+			o.requeueLocked(nil)
+			o.flushing = false
+			o.setFree()
+			o.cond.Broadcast()
+			o.mu.Unlock()
+			return
+		}
+		batch := o.pend
+		o.pend, o.pendBytes = nil, 0
+		o.cond.Broadcast()
+		o.mu.Unlock()
+
+		bufs = bufs[:0]
+		for _, p := range batch {
+			bufs = append(bufs, p.b[p.off:])
+		}
+		if err := wv(bufs); err != nil {
+			o.mu.Lock()
+			o.requeueLocked(batch)
+			if o.w != nil {
+				o.lostLocked()
+			}
+			o.flushing = false
+			o.setFree()
+			o.cond.Broadcast()
+			o.mu.Unlock()
+			return
+		}
+		clear(bufs)
+	}
+}
+
+// requeueLocked puts batch (whose writing failed) and then pend, whole
+// stanzas, at the head of the queue: they were accepted before anything
+// queued since.
+func (o *outbox) requeueLocked(batch []pending) {
+	if len(batch)+len(o.pend) == 0 {
+		return
+	}
+	head := make([][]byte, 0, len(batch)+len(o.pend)+len(o.q))
+	for _, p := range batch {
+		head = append(head, p.b)
+	}
+	for _, p := range o.pend {
+		head = append(head, p.b)
+	}
+	o.q = append(head, o.q...)
+	o.pend, o.pendBytes = nil, 0
+}
+
+func (o *outbox) lostLocked() {
+	o.w = nil
+	o.down = o.now()
+	o.setFree()
+	o.cond.Broadcast()
+}
+
+func (o *outbox) setFree() { o.free.Store(o.w != nil && !o.flushing && len(o.q) == 0) }
 
 // attach makes w the writer and flushes the queue through it, in order. It
 // returns how many stanzas were flushed; if a write fails, the rest stays
 // queued and the outbox is detached again.
 func (o *outbox) attach(w func([]byte) error) (flushed int, err error) {
+	return o.attachWriters(w, nil, nil)
+}
+
+// attachStream is attach with s's writes that do not wait (see outbox).
+func (o *outbox) attachStream(s *stream) (flushed int, err error) {
+	return o.attachWriters(s.write, s.tryWrite, s.writeBuffers)
+}
+
+func (o *outbox) attachWriters(w func([]byte) error, try func([]byte) (int, error), wv func([][]byte) error) (flushed int, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	// A flusher of the previous stream ends at its first failed write (the
+	// gateway closes a stream before it reconnects) or when pend is
+	// empty; what it did not write is queued by then.
+	for o.flushing {
+		o.cond.Wait()
+	}
 	for len(o.q) > 0 {
 		if err := w(o.q[0]); err != nil {
 			return flushed, err
@@ -65,8 +207,9 @@ func (o *outbox) attach(w func([]byte) error) (flushed int, err error) {
 		flushed++
 	}
 	o.q = nil
-	o.w = w
+	o.w, o.try, o.wv = w, try, wv
 	o.down = time.Time{}
+	o.setFree()
 	return flushed, nil
 }
 
@@ -75,8 +218,7 @@ func (o *outbox) detach() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.w != nil {
-		o.w = nil
-		o.down = o.now()
+		o.lostLocked()
 	}
 }
 

@@ -14,13 +14,20 @@ const nsXHTMLIM = "http://jabber.org/protocol/xhtml-im"
 // cannot take more messages.
 const retryAfter = "30"
 
+// ReadyForInline reports whether HandleSIPMessage would write its stanza
+// to the XMPP server at once, without waiting: the stream is up, nothing is
+// queued and no earlier write is unfinished. It is sipside's
+// WithInlineHandler check; HandleSIPMessage, called on sipside's read loop
+// (sipside.OnReadLoop), never waits for the server.
+func (g *Gateway) ReadyForInline() bool { return g.out.idle() }
+
 // HandleSIPMessage is the sipside.MessageHandler: it turns a SIP MESSAGE into
 // an XMPP <message/> (IM-07, TV-03) and decides the final response. sipside
 // has already refused untrusted sources (403) and malformed requests (400);
 // the rest of DESIGN.md's order is kept here: unserved domain or unknown user
 // (404), unsupported body (415), size (413). 202 is answered once the stanza is
 // written to the XMPP server or queued for it while the server is away.
-func (g *Gateway) HandleSIPMessage(_ context.Context, m *sipside.IncomingMessage) sipside.Reply {
+func (g *Gateway) HandleSIPMessage(ctx context.Context, m *sipside.IncomingMessage) sipside.Reply {
 	to, err := g.addr.XMPPUserJID(m.RequestURI)
 	if err != nil {
 		return g.refuseSIP(m, err)
@@ -60,7 +67,11 @@ func (g *Gateway) HandleSIPMessage(_ context.Context, m *sipside.IncomingMessage
 		g.count.sxRefused.Add(1)
 		return sipside.Reply{Code: 413}
 	}
-	queued, err := g.out.send(b)
+	send := g.out.send
+	if sipside.OnReadLoop(ctx) {
+		send = g.out.sendNow // ReadyForInline said it would be written at once
+	}
+	queued, err := send(b)
 	if err != nil {
 		g.log.Warn("SIP MESSAGE refused: XMPP side cannot take it", "code", 503, "from", m.From, "to", m.RequestURI, "err", err)
 		g.count.sxRefused.Add(1)

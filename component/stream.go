@@ -12,6 +12,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"gosrc.io/xmpp/stanza"
@@ -104,18 +105,61 @@ func dialStream(ctx context.Context, addr, domain, secret string, timeout time.D
 func (s *stream) write(b []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// Moving the deadline costs a runtime timer update; under load writes
-	// come every few microseconds, so it is moved only when a quarter of
-	// the timeout has gone by: a write gets at least three quarters of it.
-	if now := time.Now(); now.Sub(s.deadlineSet) >= s.timeout/4 {
-		_ = s.conn.SetWriteDeadline(now.Add(s.timeout))
-		s.deadlineSet = now
-	}
+	return s.writeLocked(b)
+}
+
+func (s *stream) writeLocked(b []byte) error {
+	s.deadlineLocked()
 	if _, err := s.conn.Write(b); err != nil {
 		_ = s.conn.Close()
 		return fmt.Errorf("%w: %v", ErrNotConnected, err)
 	}
 	return nil
+}
+
+// writeBuffers is write for several stanzas at once (one writev).
+func (s *stream) writeBuffers(bufs [][]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deadlineLocked()
+	nb := net.Buffers(bufs)
+	if _, err := nb.WriteTo(s.conn); err != nil {
+		_ = s.conn.Close()
+		return fmt.Errorf("%w: %v", ErrNotConnected, err)
+	}
+	return nil
+}
+
+// deadlineLocked moves the write deadline. That costs a runtime timer
+// update; under load writes come every few microseconds, so it is moved
+// only when a quarter of the timeout has gone by: a write gets at least
+// three quarters of it.
+func (s *stream) deadlineLocked() {
+	if now := time.Now(); now.Sub(s.deadlineSet) >= s.timeout/4 {
+		_ = s.conn.SetWriteDeadline(now.Add(s.timeout))
+		s.deadlineSet = now
+	}
+}
+
+// tryWrite writes what of b the socket takes now, without waiting for it
+// to take more (writeNow); it returns how many bytes that was. On a
+// connection without a file descriptor it is write.
+func (s *stream) tryWrite(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sc, ok := s.conn.(syscall.Conn)
+	if !ok {
+		if err := s.writeLocked(b); err != nil {
+			return 0, err
+		}
+		return len(b), nil
+	}
+	n, err := writeNow(sc, b)
+	if err != nil {
+		_ = s.conn.Close()
+		return n, fmt.Errorf("%w: %v", ErrNotConnected, err)
+	}
+	return n, nil
 }
 
 // read returns the next top-level element. At the server's </stream:stream>

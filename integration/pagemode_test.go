@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -347,6 +348,15 @@ func TestSIPToXMPPOrderAndSize(t *testing.T) {
 			if v := r.metric(`stox_sip_message_transactions_total{direction="in",path="` + tc.path + `"}`); v != fmt.Sprint(n+1) {
 				t.Errorf("MESSAGEs on the %s path: %q, want %d", tc.path, v, n+1)
 			}
+			// One MESSAGE at a time, with Prosody reading: on the fast
+			// path the handler runs on the read loop (sipside's
+			// WithInlineHandler) whenever the stream takes the stanza at
+			// once; order and content above hold either way.
+			inline, _ := strconv.Atoi(r.metric(`stox_sip_message_inline_total`))
+			if tc.path == "fast" && (inline < 1 || inline > n+1) || tc.path != "fast" && inline != 0 {
+				t.Errorf("MESSAGEs handled on the read loop: %d (of %d on the %s path)", inline, n+1, tc.path)
+			}
+			t.Logf("%d of %d MESSAGEs handled on the read loop", inline, n+1)
 		})
 	}
 }

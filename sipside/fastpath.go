@@ -103,19 +103,29 @@ func newFastPath(u *UA, pc *net.UDPConn) *fastPath {
 }
 
 // handle takes a datagram from the read loop (after the guard's checks). It
-// reports whether the fast path consumed it.
-func (f *fastPath) handle(data []byte, addr net.Addr) bool {
+// reports whether the fast path consumed it. caughtUp: the read loop had
+// to wait for this datagram (no backlog).
+func (f *fastPath) handle(data []byte, addr net.Addr, caughtUp bool) bool {
 	switch {
 	case bytes.HasPrefix(data, []byte("SIP/2.0 ")):
 		return f.response(data)
 	case bytes.HasPrefix(data, []byte("MESSAGE ")):
-		return f.request(data, addr)
+		return f.request(data, addr, caughtUp)
 	}
 	return false
 }
 
+// readWaited is how long a read must have waited to count as caught up: a
+// read that finds a datagram queued returns in a few microseconds; one
+// that parks the goroutine until a datagram arrives takes longer.
+const readWaited = 20 * time.Microsecond
+
+// readBacklog is how many reads in a row must find a datagram waiting
+// before the read loop stops handling MESSAGEs itself.
+const readBacklog = 4
+
 // request serves a MESSAGE, or declines it.
-func (f *fastPath) request(data []byte, addr net.Addr) bool {
+func (f *fastPath) request(data []byte, addr net.Addr, caughtUp bool) bool {
 	u := f.u
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok || u.cfg.handler == nil {
@@ -169,15 +179,25 @@ func (f *fastPath) request(data []byte, addr net.Addr) bool {
 		return true
 	}
 	u.fastIn.Add(1)
-	u.seq.issue(key, wireOrderKey(&req), true)
-	u.workers.submit(func() {
+	issued, head := u.seq.issue(key, wireOrderKey(&req), true)
+	handle := func(ctx context.Context) {
 		defer u.leave()
 		defer u.incomingBusy.Add(-1)
 		m := incomingFromWire(&req, src, u.cfg.maxBody)
-		code, reason, extra := u.finalReply(m, u.dispatch(key, m))
+		code, reason, extra := u.finalReply(m, u.dispatch(ctx, key, m))
 		u.log.Debug("sip message answered", "source", m.Source, "call_id", m.CallID, "code", code)
 		f.complete(key, &req, src, dst, code, reason, extra)
-	})
+	}
+	// On the read loop only when nothing can make the handler wait (its
+	// turn has come, so claim returns at once, and the handler says it
+	// would not block: WithInlineHandler), and when the loop is not behind:
+	// with datagrams queued, workers handle them while the loop reads on.
+	if caughtUp && issued && head && u.cfg.inlineReady != nil && u.cfg.inlineReady() {
+		u.fastInline.Add(1)
+		handle(u.readLoopCtx)
+		return true
+	}
+	u.workers.submit(func() { handle(u.ctx) })
 	return true
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -383,22 +384,22 @@ func TestFastPathResponses(t *testing.T) {
 	tx := &fastClientTx{interval: u.cfg.callT1, finish: func(res Result, err error) { done <- fastOutcome{res, err} }}
 	f.cli["z9hG4bKknown"] = tx
 
-	if f.handle(response(200, "z9hG4bKunknown", "MESSAGE"), from) {
+	if f.handle(response(200, "z9hG4bKunknown", "MESSAGE"), from, false) {
 		t.Error("a response with an unknown branch was consumed")
 	}
-	if f.handle(response(200, "z9hG4bKknown", "INVITE"), from) {
+	if f.handle(response(200, "z9hG4bKknown", "INVITE"), from, false) {
 		t.Error("a response to another method was consumed")
 	}
-	if f.handle([]byte("SIP/2.0 200 OK\r\nCSeq: 1 MESSAGE\r\n\r\n"), from) {
+	if f.handle([]byte("SIP/2.0 200 OK\r\nCSeq: 1 MESSAGE\r\n\r\n"), from, false) {
 		t.Error("a response without Via was consumed")
 	}
-	if !f.handle(response(180, "z9hG4bKknown", "MESSAGE"), from) {
+	if !f.handle(response(180, "z9hG4bKknown", "MESSAGE"), from, false) {
 		t.Error("a provisional response of a transaction was not consumed")
 	}
 	if _, cli := fastCounts(f); cli != 1 || tx.interval != u.cfg.callT2 {
 		t.Errorf("after 180: %d transactions, interval %v", cli, tx.interval)
 	}
-	if !f.handle(response(302, "z9hG4bKknown", "MESSAGE", `Contact: "Juliet" <sip:juliet@192.0.2.20;gr=x>;q=1`), from) {
+	if !f.handle(response(302, "z9hG4bKknown", "MESSAGE", `Contact: "Juliet" <sip:juliet@192.0.2.20;gr=x>;q=1`), from, false) {
 		t.Fatal("the final response of a transaction was not consumed")
 	}
 	select {
@@ -410,10 +411,10 @@ func TestFastPathResponses(t *testing.T) {
 	default:
 		t.Error("no outcome")
 	}
-	if f.handle(response(302, "z9hG4bKknown", "MESSAGE"), from) {
+	if f.handle(response(302, "z9hG4bKknown", "MESSAGE"), from, false) {
 		t.Error("a retransmitted final response was consumed")
 	}
-	if f.handle([]byte("OPTIONS sip:a@b SIP/2.0\r\n\r\n"), from) {
+	if f.handle([]byte("OPTIONS sip:a@b SIP/2.0\r\n\r\n"), from, false) {
 		t.Error("an OPTIONS was consumed")
 	}
 }
@@ -555,5 +556,76 @@ func TestStartMessage(t *testing.T) {
 	direct := startUAOn(t, []string{"udp:127.0.0.1:0"}, fastCalls)
 	if direct.StartMessage(context.Background(), messageTo(peer), done) {
 		t.Error("StartMessage took a MESSAGE without an outbound proxy (the next hop may need a lookup)")
+	}
+}
+
+// TestFastPathInline: with WithInlineHandler, a MESSAGE whose turn has come
+// is handled on the read loop while ready says so (OnReadLoop is true for
+// the handler); otherwise, and when an earlier MESSAGE of its conversation
+// is still being handled, on a worker, in its turn.
+func TestFastPathInline(t *testing.T) {
+	checkLeaks(t)
+	type call struct {
+		body   string
+		onLoop bool
+	}
+	calls := make(chan call, 8)
+	release := make(chan struct{})
+	handler := func(ctx context.Context, m *IncomingMessage) Reply {
+		calls <- call{string(m.Body), OnReadLoop(ctx)}
+		if string(m.Body) == "blocks" {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return Reply{Code: 202}
+	}
+	var ready atomic.Bool
+	u := startUAOn(t, []string{"udp:127.0.0.1:0"}, WithMessageHandler(handler), WithInlineHandler(ready.Load), fastCalls)
+	peer := newRawUDP(t)
+	to := addr(t, u, "udp")
+	ruri := fmt.Sprintf("sip:juliet@%s", to)
+	send := func(body string) { peer.send(to, rawMessage("MESSAGE", ruri, stdHeaders("UDP", peer.port()), body)) }
+	expectCall := func(want call) {
+		t.Helper()
+		select {
+		case c := <-calls:
+			if c != want {
+				t.Fatalf("handler call %+v, want %+v", c, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no handler call for %q", want.body)
+		}
+	}
+	expect202 := func() {
+		t.Helper()
+		if res, _ := peer.readResponse(5 * time.Second); res == nil || res.StatusCode != 202 {
+			t.Fatalf("response %v, want 202", res)
+		}
+	}
+
+	ready.Store(true)
+	send("one")
+	expectCall(call{"one", true})
+	expect202()
+
+	ready.Store(false)
+	send("blocks")
+	expectCall(call{"blocks", false})
+
+	ready.Store(true)
+	send("after") // same conversation: waits for "blocks", on a worker
+	select {
+	case c := <-calls:
+		t.Fatalf("handler called for %+v before the earlier MESSAGE of its conversation ended", c)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	expectCall(call{"after", false})
+	expect202()
+	expect202()
+	if st := u.Stats(); st.FastIn != 3 || st.FastInline != 1 {
+		t.Errorf("stats %+v, want 3 fast incoming, 1 of them inline", st)
 	}
 }

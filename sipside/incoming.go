@@ -117,7 +117,7 @@ func (u *UA) handleMessage(req *sip.Request, tx sip.ServerTransaction, src netip
 	u.workers.do(func() {
 		m := u.incoming(req, src)
 		token, _ := sip.ServerTxKeyMake(req)
-		reply := u.dispatch(token, m)
+		reply := u.dispatch(u.ctx, token, m)
 		u.respond(req, tx, m, reply)
 	})
 }
@@ -157,7 +157,7 @@ func (u *UA) shed(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort
 
 // dispatch waits for the turn of the request's transaction token (""
 // for none) and calls the handler.
-func (u *UA) dispatch(token string, m *IncomingMessage) (reply Reply) {
+func (u *UA) dispatch(ctx context.Context, token string, m *IncomingMessage) (reply Reply) {
 	var t *ticket
 	if token != "" {
 		t = u.seq.claim(u.ctx, token)
@@ -169,7 +169,16 @@ func (u *UA) dispatch(token string, m *IncomingMessage) (reply Reply) {
 			reply = Reply{Code: 500}
 		}
 	}()
-	return u.cfg.handler(u.ctx, m)
+	return u.cfg.handler(ctx, m)
+}
+
+type readLoopKey struct{}
+
+// OnReadLoop reports whether a MessageHandler was called with ctx on the
+// UDP read loop (WithInlineHandler): then it must not block.
+func OnReadLoop(ctx context.Context) bool {
+	v, _ := ctx.Value(readLoopKey{}).(bool)
+	return v
 }
 
 func (u *UA) incoming(req *sip.Request, src netip.AddrPort) *IncomingMessage {

@@ -2,6 +2,7 @@ package sipside
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ import (
 //   - Lanes, tickets and remembered branches are bounded in number and
 //     expire (ttl); beyond the bounds requests are handled unordered.
 type sequencer struct {
+	seed       maphash.Seed  // of the lanes' token hashes
 	wait       time.Duration // longest time an unclaimed head may block its lane
 	ttl        time.Duration // how long an idle UDP lane remembers branches
 	maxLanes   int
@@ -67,6 +69,7 @@ type lane struct {
 	key       string
 	queue     []*ticket
 	recent    [recentBranches]string
+	recentH   [recentBranches]uint64 // hashes of recent, compared first
 	next      int
 	udp       bool // the lane has seen a UDP request: keep it ttl for retransmissions
 	idleSince time.Time
@@ -83,6 +86,7 @@ type ticket struct {
 
 func newSequencer(wait, ttl time.Duration, maxLanes, maxTickets int) *sequencer {
 	return &sequencer{
+		seed:       maphash.MakeSeed(),
 		wait:       wait,
 		ttl:        ttl,
 		maxLanes:   maxLanes,
@@ -94,25 +98,28 @@ func newSequencer(wait, ttl time.Duration, maxLanes, maxTickets int) *sequencer 
 	}
 }
 
-func (l *lane) seen(token string) bool {
-	for _, b := range &l.recent {
-		if b == token {
+// seen reports whether token is one of the lane's recent tokens. Tokens
+// of one sender share long prefixes (branch magic cookie, sent-by), so
+// their hashes are compared first.
+func (l *lane) seen(token string, h uint64) bool {
+	for i := range l.recentH {
+		if l.recentH[i] == h && l.recent[i] == token {
 			return true
 		}
 	}
 	return false
 }
 
-func (l *lane) remember(token string) {
-	l.recent[l.next] = token
+func (l *lane) remember(token string, h uint64) {
+	l.recent[l.next], l.recentH[l.next] = token, h
 	l.next = (l.next + 1) % recentBranches
 }
 
 // issue gives the transaction token the next turn in the lane of key. It is
 // called in arrival order. A token the lane has seen recently is a
 // retransmission and gets no ticket. It reports whether a ticket was
-// issued.
-func (s *sequencer) issue(token, key string, udp bool) bool {
+// issued, and whether it is the head of its lane (its claim will not wait).
+func (s *sequencer) issue(token, key string, udp bool) (issued, head bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -120,11 +127,12 @@ func (s *sequencer) issue(token, key string, udp bool) bool {
 		s.sweepLocked(now)
 	}
 	ln := s.lanes[key]
-	if ln != nil && ln.seen(token) {
-		return false
+	h := maphash.String(s.seed, token)
+	if ln != nil && ln.seen(token, h) {
+		return false, false
 	}
 	if _, dup := s.tickets[token]; dup {
-		return false
+		return false, false
 	}
 	if ln == nil && len(s.lanes) >= s.maxLanes && now.Sub(s.lastSweep) >= s.wait {
 		s.sweepLocked(now)
@@ -132,14 +140,14 @@ func (s *sequencer) issue(token, key string, udp bool) bool {
 	if ln == nil && len(s.lanes) >= s.maxLanes || s.queued.Load() >= int64(s.maxTickets) || len(s.tickets) >= s.maxTickets {
 		s.unordered++
 		s.saturatedUntil = now.Add(s.wait)
-		return false
+		return false, false
 	}
 	if ln == nil {
 		ln = &lane{key: key}
 		s.lanes[key] = ln
 	}
 	ln.udp = ln.udp || udp
-	ln.remember(token)
+	ln.remember(token, h)
 	t := &ticket{lane: ln, ready: make(chan struct{})}
 	ln.queue = append(ln.queue, t)
 	s.queued.Add(1)
@@ -153,7 +161,7 @@ func (s *sequencer) issue(token, key string, udp bool) bool {
 		delete(s.waiters, token)
 	}
 	s.armIdleSweepLocked()
-	return true
+	return true, len(ln.queue) == 1
 }
 
 // armIdleSweepLocked makes sure a sweep runs ttl from now even if no
@@ -279,7 +287,7 @@ func (s *sequencer) known(token, key string) bool {
 		return true
 	}
 	ln := s.lanes[key]
-	return ln != nil && ln.seen(token)
+	return ln != nil && ln.seen(token, maphash.String(s.seed, token))
 }
 
 // discard gives up token's turn without waiting for it (the request is

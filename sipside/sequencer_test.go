@@ -35,7 +35,7 @@ func TestSequencerShuffled(t *testing.T) {
 			next[l]++
 		}
 		for _, r := range reqs {
-			if !s.issue(r.token, fmt.Sprint("lane", r.lane), false) {
+			if !s.issued(r.token, fmt.Sprint("lane", r.lane), false) {
 				t.Fatalf("no ticket for %s", r.token)
 			}
 		}
@@ -91,7 +91,7 @@ func TestSequencerClaimBeforeIssue(t *testing.T) {
 	got := make(chan *ticket, 1)
 	go func() { got <- s.claim(context.Background(), "a") }()
 	time.Sleep(20 * time.Millisecond)
-	s.issue("a", "k", false)
+	s.issued("a", "k", false)
 	select {
 	case tk := <-got:
 		if tk == nil {
@@ -109,8 +109,8 @@ func TestSequencerOrphan(t *testing.T) {
 	checkLeaks(t)
 	wait := 50 * time.Millisecond
 	s := newSequencer(wait, time.Minute, 16, 16)
-	s.issue("orphan", "k", true)
-	s.issue("next", "k", true)
+	s.issued("orphan", "k", true)
+	s.issued("next", "k", true)
 	start := time.Now()
 	tk := s.claim(context.Background(), "next")
 	if tk == nil {
@@ -144,15 +144,15 @@ func TestSequencerOrphan(t *testing.T) {
 // while queued and after it was handled.
 func TestSequencerRetransmission(t *testing.T) {
 	s := newSequencer(time.Second, time.Minute, 16, 16)
-	if !s.issue("tx1", "k", true) || s.issue("tx1", "k", true) {
+	if !s.issued("tx1", "k", true) || s.issued("tx1", "k", true) {
 		t.Fatal("queued retransmission got a ticket")
 	}
 	tk := s.claim(context.Background(), "tx1")
 	s.release(tk)
-	if s.issue("tx1", "k", true) {
+	if s.issued("tx1", "k", true) {
 		t.Error("late retransmission got a ticket")
 	}
-	if !s.issue("tx2", "k", true) {
+	if !s.issued("tx2", "k", true) {
 		t.Error("new transaction got no ticket")
 	}
 }
@@ -162,13 +162,13 @@ func TestSequencerBounds(t *testing.T) {
 	now := time.Unix(1000, 0)
 	s := newSequencer(time.Second, 10*time.Second, 2, 3)
 	s.now = func() time.Time { return now }
-	s.issue("a", "k1", true)
-	s.issue("b", "k2", true)
-	if s.issue("c", "k3", true) {
+	s.issued("a", "k1", true)
+	s.issued("b", "k2", true)
+	if s.issued("c", "k3", true) {
 		t.Error("third lane accepted")
 	}
-	s.issue("d", "k1", true)
-	if s.issue("e", "k1", true) {
+	s.issued("d", "k1", true)
+	if s.issued("e", "k1", true) {
 		t.Error("fourth ticket accepted")
 	}
 	// Nobody claims: after wait the heads are dropped, after ttl the lanes
@@ -190,9 +190,9 @@ func TestSequencerBounds(t *testing.T) {
 		t.Errorf("lanes %d queued %d tickets %d", lanes, queued, nt)
 	}
 	// While saturated, a claim without a ticket does not wait.
-	s.issue("f", "k4", true)
-	s.issue("g", "k5", true)
-	if s.issue("h", "k6", true) {
+	s.issued("f", "k4", true)
+	s.issued("g", "k5", true)
+	if s.issued("h", "k6", true) {
 		t.Fatal("third lane accepted")
 	}
 	start := time.Now()
@@ -207,7 +207,7 @@ func TestSequencerBounds(t *testing.T) {
 	s.sweepLocked(now)
 	s.mu.Unlock()
 	// TCP lanes go as soon as they are empty.
-	s.issue("t1", "tcp", false)
+	s.issued("t1", "tcp", false)
 	s.release(s.claim(context.Background(), "t1"))
 	if lanes, _, _, _ := s.stats(); lanes != 0 {
 		t.Errorf("tcp lane kept")
@@ -219,9 +219,9 @@ func TestSequencerBounds(t *testing.T) {
 func TestSequencerCancel(t *testing.T) {
 	checkLeaks(t)
 	s := newSequencer(time.Second, time.Minute, 16, 16)
-	s.issue("a", "k", false)
-	s.issue("b", "k", false)
-	s.issue("c", "k", false)
+	s.issued("a", "k", false)
+	s.issued("b", "k", false)
+	s.issued("c", "k", false)
 	ta := s.claim(context.Background(), "a")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan *ticket)
@@ -245,7 +245,7 @@ func TestSequencerCancel(t *testing.T) {
 func TestSequencerIdleSweep(t *testing.T) {
 	s := newSequencer(10*time.Millisecond, 50*time.Millisecond, 16, 16)
 	defer s.close()
-	if !s.issue("tx-1", "lane", true) {
+	if !s.issued("tx-1", "lane", true) {
 		t.Fatal("no ticket")
 	}
 	s.release(s.claim(context.Background(), "tx-1"))
@@ -269,5 +269,35 @@ func TestSequencerIdleSweep(t *testing.T) {
 	s.mu.Unlock()
 	if armed {
 		t.Error("idle sweep still armed after close")
+	}
+}
+
+// issued is issue's first result.
+func (s *sequencer) issued(token, key string, udp bool) bool {
+	ok, _ := s.issue(token, key, udp)
+	return ok
+}
+
+// issue reports whether the new ticket heads its lane: the fast path runs
+// the handler on the read loop only then (its claim cannot wait).
+func TestSequencerIssueHead(t *testing.T) {
+	s := newSequencer(time.Second, time.Minute, 16, 16)
+	defer s.close()
+	if ok, head := s.issue("a", "k", true); !ok || !head {
+		t.Fatalf("first of its lane: issued %v, head %v", ok, head)
+	}
+	if ok, head := s.issue("b", "k", true); !ok || head {
+		t.Fatalf("second of its lane: issued %v, head %v", ok, head)
+	}
+	if ok, head := s.issue("c", "other", true); !ok || !head {
+		t.Fatalf("first of another lane: issued %v, head %v", ok, head)
+	}
+	s.release(s.claim(context.Background(), "a"))
+	s.release(s.claim(context.Background(), "b"))
+	if ok, head := s.issue("d", "k", true); !ok || !head {
+		t.Fatalf("after the lane emptied: issued %v, head %v", ok, head)
+	}
+	if ok, _ := s.issue("a", "k", true); ok {
+		t.Fatal("a retransmission got a ticket")
 	}
 }

@@ -56,6 +56,8 @@ type UA struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
+	// readLoopCtx is ctx for a handler called on the read loop (OnReadLoop).
+	readLoopCtx context.Context
 
 	// Incoming MESSAGEs being handled (WithMaxIncoming), and those shed.
 	incomingBusy atomic.Int64
@@ -63,6 +65,7 @@ type UA struct {
 	shedLogged   atomic.Int64 // unix ns of the last overload warning
 	// MESSAGE transactions by path (Stats).
 	fastIn, fastOut, usualIn, usualOut atomic.Uint64
+	fastInline                         atomic.Uint64 // of fastIn, handled on the read loop
 
 	mu        sync.Mutex
 	starting  bool
@@ -114,6 +117,7 @@ func New(opts ...Option) (*UA, error) {
 		calls: newCallTable(cfg.maxCalls),
 	}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.readLoopCtx = context.WithValue(u.ctx, readLoopKey{}, true)
 	u.workers = newWorkers(2*time.Second, u.ctx.Done(), &u.wg)
 	u.uaString = "stox"
 	if cfg.domain != "" {
@@ -383,6 +387,7 @@ func (u *UA) Start(ctx context.Context) error {
 // Stats are counts of page-mode MESSAGE transactions since New.
 type Stats struct {
 	FastIn, FastOut   uint64 // incoming and outgoing, on the fast path (WithFastPath)
+	FastInline        uint64 // of FastIn, handled on the read loop (WithInlineHandler)
 	UsualIn, UsualOut uint64 // incoming and outgoing, through sipgo
 	Shed              uint64 // incoming, answered 503 for overload (WithMaxIncoming)
 }
@@ -390,7 +395,7 @@ type Stats struct {
 // Stats returns the UA's counts.
 func (u *UA) Stats() Stats {
 	return Stats{
-		FastIn: u.fastIn.Load(), FastOut: u.fastOut.Load(),
+		FastIn: u.fastIn.Load(), FastOut: u.fastOut.Load(), FastInline: u.fastInline.Load(),
 		UsualIn: u.usualIn.Load(), UsualOut: u.usualOut.Load(),
 		Shed: u.shedCount.Load(),
 	}

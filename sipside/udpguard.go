@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -34,6 +35,9 @@ type udpGuard struct {
 	buf   []byte
 	ready chan struct{} // closed on the first read: sipgo has pooled the socket
 	once  sync.Once
+	// queued counts the reads in a row that found a datagram waiting
+	// (read loop only).
+	queued int
 }
 
 func newUDPGuard(pc net.PacketConn, u *UA) *udpGuard {
@@ -43,10 +47,22 @@ func newUDPGuard(pc net.PacketConn, u *UA) *udpGuard {
 func (g *udpGuard) ReadFrom(b []byte) (int, net.Addr, error) {
 	g.once.Do(func() { close(g.ready) })
 	for {
+		start := time.Now()
 		n, addr, err := g.PacketConn.ReadFrom(g.buf)
 		if err != nil {
 			return 0, addr, err
 		}
+		// A read that had to wait found the socket empty: the loop keeps
+		// up with the senders and may handle datagrams itself
+		// (fastPath.request), a short burst included. Once readBacklog
+		// reads in a row have found one waiting, datagrams queue up: the
+		// loop hands them to workers and reads on until a read waits.
+		if time.Since(start) >= readWaited {
+			g.queued = 0
+		} else {
+			g.queued++
+		}
+		caughtUp := g.queued < readBacklog
 		data := g.buf[:n]
 		limit := min(len(b), g.u.limit)
 		if n > limit {
@@ -57,7 +73,7 @@ func (g *udpGuard) ReadFrom(b []byte) (int, net.Addr, error) {
 			g.refuse(data, addr, code, reason)
 			continue
 		}
-		if g.fast != nil && g.fast.handle(data, addr) {
+		if g.fast != nil && g.fast.handle(data, addr, caughtUp) {
 			continue
 		}
 		if g.u.overloaded() && g.shed(data, addr) {

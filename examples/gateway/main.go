@@ -115,6 +115,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		sipside.WithMessageHandler(func(ctx context.Context, m *sipside.IncomingMessage) sipside.Reply {
 			return gw.HandleSIPMessage(ctx, m)
 		}),
+		sipside.WithInlineHandler(func() bool { return gw != nil && gw.ReadyForInline() }),
 	}
 	if cfg.SIP.OutboundProxy != "" {
 		opts = append(opts, sipside.WithOutboundProxy(cfg.SIP.OutboundProxy))

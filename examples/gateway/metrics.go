@@ -58,9 +58,12 @@ stox_sip_message_transactions_total{direction="in",path="fast"} %d
 stox_sip_message_transactions_total{direction="in",path="sipgo"} %d
 stox_sip_message_transactions_total{direction="out",path="fast"} %d
 stox_sip_message_transactions_total{direction="out",path="sipgo"} %d
+# HELP stox_sip_message_inline_total Incoming fast-path MESSAGEs handled on the UDP read loop, without a hand-off to a worker (the XMPP stream was writable at once).
+# TYPE stox_sip_message_inline_total counter
+stox_sip_message_inline_total %d
 # HELP stox_sip_overload_shed_total Incoming MESSAGEs answered 503 for overload (sip.max_incoming).
 # TYPE stox_sip_overload_shed_total counter
 stox_sip_overload_shed_total %d
-`, st.FastIn, st.UsualIn, st.FastOut, st.UsualOut, st.Shed)
+`, st.FastIn, st.UsualIn, st.FastOut, st.UsualOut, st.FastInline, st.Shed)
 	return err
 }

@@ -1,0 +1,312 @@
+package component
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeSocket stands in for a stream's writes: try takes at most room bytes
+// (room < 0: all of them), the flusher's writes wait for release and may
+// fail; everything written is kept in order.
+type fakeSocket struct {
+	mu      sync.Mutex
+	out     strings.Builder
+	room    int
+	tryErr  error
+	wvErr   error
+	wvCalls int
+	release chan struct{} // a flusher write waits for a value, when not nil
+	entered chan struct{} // told when a flusher write begins, when not nil
+}
+
+func (f *fakeSocket) write(b []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.out.Write(b)
+	return nil
+}
+
+func (f *fakeSocket) try(b []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tryErr != nil {
+		return 0, f.tryErr
+	}
+	n := len(b)
+	if f.room >= 0 {
+		n = min(n, f.room)
+		f.room -= n
+	}
+	f.out.Write(b[:n])
+	return n, nil
+}
+
+func (f *fakeSocket) writev(bufs [][]byte) error {
+	if f.entered != nil {
+		f.entered <- struct{}{}
+	}
+	if f.release != nil {
+		<-f.release
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.wvCalls++
+	if f.wvErr != nil {
+		return f.wvErr
+	}
+	for _, b := range bufs {
+		f.out.Write(b)
+	}
+	return nil
+}
+
+func (f *fakeSocket) written() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.out.String()
+}
+
+func newTestOutbox(t *testing.T, f *fakeSocket) *outbox {
+	t.Helper()
+	o := newOutbox(100, time.Minute, time.Now)
+	if _, err := o.attachWriters(f.write, f.try, f.writev); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// waitIdle waits for the flusher to end.
+func waitIdle(t *testing.T, o *outbox) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for o.flushing {
+		o.cond.Wait()
+	}
+}
+
+func TestOutboxWritesAtOnce(t *testing.T) {
+	f := &fakeSocket{room: -1}
+	o := newTestOutbox(t, f)
+	for _, s := range []string{"<a/>", "<b/>"} {
+		if queued, err := o.send([]byte(s)); queued || err != nil {
+			t.Fatalf("send %s: queued %v, %v", s, queued, err)
+		}
+	}
+	if got := f.written(); got != "<a/><b/>" {
+		t.Fatalf("written %q", got)
+	}
+	if !o.idle() || f.wvCalls != 0 {
+		t.Fatalf("idle %v, flusher writes %d", o.idle(), f.wvCalls)
+	}
+}
+
+// What the socket does not take at once, and what comes after it, is
+// written by the flusher, in order, several stanzas per write; meanwhile
+// the outbox is not idle (sipside does not run the handler inline).
+func TestOutboxFlusherKeepsOrder(t *testing.T) {
+	f := &fakeSocket{room: 3, release: make(chan struct{})}
+	o := newTestOutbox(t, f)
+	if _, err := o.send([]byte("<first/>")); err != nil {
+		t.Fatal(err)
+	}
+	if o.idle() {
+		t.Fatal("idle while the flusher has bytes to write")
+	}
+	for _, s := range []string{"<second/>", "<third/>"} {
+		if queued, err := o.sendNow([]byte(s)); queued || err != nil {
+			t.Fatalf("sendNow %s: queued %v, %v", s, queued, err)
+		}
+	}
+	f.release <- struct{}{} // the rest of <first/>, <second/>, <third/> (taken together or not)
+	close(f.release)
+	waitIdle(t, o)
+	if got := f.written(); got != "<first/><second/><third/>" {
+		t.Fatalf("written %q", got)
+	}
+	if !o.idle() {
+		t.Fatal("not idle after the flush")
+	}
+	f.mu.Lock()
+	f.room = -1
+	f.mu.Unlock()
+	if _, err := o.send([]byte("<fourth/>")); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.written(); !strings.HasSuffix(got, "<fourth/>") {
+		t.Fatalf("written %q", got)
+	}
+}
+
+// A failed flusher write puts the whole stanzas it held, then the rest of
+// pend, at the head of the queue, before what was queued since; the next
+// stream gets them all, in order (at least once: <first/> was partly
+// written to the broken stream).
+func TestOutboxFlusherFailureRequeues(t *testing.T) {
+	f := &fakeSocket{room: 2, release: make(chan struct{}), wvErr: errors.New("broken")}
+	o := newTestOutbox(t, f)
+	if _, err := o.send([]byte("<first/>")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.send([]byte("<second/>")); err != nil {
+		t.Fatal(err)
+	}
+	close(f.release)
+	waitIdle(t, o)
+	if n, connected := o.stats(); connected || n != 2 {
+		t.Fatalf("after the failure: %d queued, connected %v", n, connected)
+	}
+	if queued, err := o.send([]byte("<third/>")); !queued || err != nil {
+		t.Fatalf("send while down: queued %v, %v", queued, err)
+	}
+	g := &fakeSocket{room: -1}
+	if n, err := o.attachWriters(g.write, g.try, g.writev); err != nil || n != 3 {
+		t.Fatalf("attach flushed %d, %v", n, err)
+	}
+	if got := g.written(); got != "<first/><second/><third/>" {
+		t.Fatalf("new stream got %q", got)
+	}
+}
+
+// A detach while the flusher writes: what it still holds is queued when its
+// write returns, ahead of what was sent after the detach; attach waits for
+// it.
+func TestOutboxDetachDuringFlush(t *testing.T) {
+	f := &fakeSocket{room: 0, release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	o := newTestOutbox(t, f)
+	if _, err := o.send([]byte("<first/>")); err != nil {
+		t.Fatal(err)
+	}
+	<-f.entered
+	o.detach()
+	if _, err := o.send([]byte("<later/>")); err != nil {
+		t.Fatal(err)
+	}
+	g := &fakeSocket{room: -1}
+	attached := make(chan int)
+	go func() {
+		n, _ := o.attachWriters(g.write, g.try, g.writev)
+		attached <- n
+	}()
+	select {
+	case <-attached:
+		t.Fatal("attach did not wait for the flusher")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(f.release) // the flusher's write of <first/> succeeds on the old stream
+	if n := <-attached; n != 1 {
+		t.Fatalf("attach flushed %d", n)
+	}
+	if f.written() != "<first/>" || g.written() != "<later/>" {
+		t.Fatalf("old stream %q, new stream %q", f.written(), g.written())
+	}
+}
+
+// While pend holds pendLimit bytes (besides what the flusher is writing),
+// send waits for the flusher; sendNow does not.
+func TestOutboxBackpressure(t *testing.T) {
+	f := &fakeSocket{room: 0, release: make(chan struct{}), entered: make(chan struct{}, 4)}
+	o := newTestOutbox(t, f)
+	if _, err := o.send([]byte("<being-written/>")); err != nil {
+		t.Fatal(err)
+	}
+	<-f.entered
+	big := make([]byte, pendLimit)
+	if _, err := o.send(big); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan struct{})
+	go func() {
+		_, _ = o.send([]byte("<waits/>"))
+		close(sent)
+	}()
+	if _, err := o.sendNow([]byte("<now/>")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sent:
+		t.Fatal("send did not wait with pend full")
+	case <-time.After(20 * time.Millisecond):
+	}
+	f.release <- struct{}{} // <being-written/> is written; the flusher takes pend: send goes on
+	<-sent
+	close(f.release)
+	waitIdle(t, o)
+	if got := f.written(); !strings.HasSuffix(got, "<now/><waits/>") || len(got) != len("<being-written/>")+pendLimit+len("<now/><waits/>") {
+		t.Fatalf("written %d bytes ending %q", len(got), got[max(len(got)-20, 0):])
+	}
+}
+
+// A try that fails breaks the stream; the stanza is queued (at least once).
+func TestOutboxTryFailure(t *testing.T) {
+	f := &fakeSocket{tryErr: ErrNotConnected}
+	o := newTestOutbox(t, f)
+	if queued, err := o.send([]byte("<a/>")); !queued || err != nil {
+		t.Fatalf("queued %v, %v", queued, err)
+	}
+	if n, connected := o.stats(); connected || n != 1 || o.idle() {
+		t.Fatalf("%d queued, connected %v, idle %v", n, connected, o.idle())
+	}
+}
+
+// tryWrite on a real socket whose peer does not read returns short instead
+// of blocking; writeBuffers then waits for the peer and delivers the rest.
+func TestStreamTryWriteDoesNotBlock(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := <-accepted
+	defer peer.Close()
+	s := &stream{conn: c, timeout: 5 * time.Second}
+	defer s.kill()
+	chunk := make([]byte, 64<<10)
+	total, short := 0, false
+	for range 4096 { // 256 MiB at most: far more than any socket buffer
+		n, err := s.tryWrite(chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+		if n < len(chunk) {
+			short = true
+			break
+		}
+	}
+	if !short {
+		t.Fatal("tryWrite never came back short")
+	}
+	read := make(chan int)
+	go func() {
+		buf := make([]byte, 1<<20)
+		n := 0
+		for n < total+len(chunk) {
+			k, err := peer.Read(buf)
+			if err != nil {
+				break
+			}
+			n += k
+		}
+		read <- n
+	}()
+	if err := s.writeBuffers([][]byte{chunk}); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-read; n != total+len(chunk) {
+		t.Fatalf("peer read %d bytes, want %d", n, total+len(chunk))
+	}
+}

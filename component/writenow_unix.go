@@ -1,0 +1,35 @@
+//go:build unix
+
+package component
+
+import (
+	"errors"
+	"syscall"
+)
+
+// writeNow writes what of b the socket of c takes without blocking: one
+// write(2) on the non-blocking descriptor. A full socket buffer is not an
+// error: it returns 0.
+func writeNow(c syscall.Conn, b []byte) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var werr error
+	err = rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), b)
+			if !errors.Is(werr, syscall.EINTR) {
+				return true // done, whatever happened: never wait for the socket
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if errors.Is(werr, syscall.EAGAIN) {
+		return 0, nil
+	}
+	return max(n, 0), werr
+}
