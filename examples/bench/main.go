@@ -77,6 +77,7 @@ import (
 
 type options struct {
 	n          int
+	rounds     int
 	quick      bool
 	asJSON     bool
 	clients    int
@@ -115,6 +116,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o options
 	fs.IntVar(&o.n, "n", 20000, "messages per measured phase")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds each measured phase is split into, interleaved with those of the path it is compared with")
 	fs.BoolVar(&o.quick, "quick", false, "a short run: 4000 messages per phase, three rate steps")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	fs.IntVar(&o.clients, "clients", 8, "XMPP load clients")
@@ -180,8 +182,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench: -presence-window, -presence-users, -presence-refresh >= 1, -presence-out, -presence-rate >= 0, -presence-transport udp or tcp")
 		return 2
 	}
-	if o.n < 100 || o.clients < 1 || o.sipUsers < 1 || o.window < 1 || o.workers < 1 {
-		fmt.Fprintln(stderr, "bench: -n >= 100, and -clients, -sip-users, -window, -sip-workers >= 1")
+	if o.n < 100 || o.clients < 1 || o.sipUsers < 1 || o.window < 1 || o.workers < 1 || o.rounds < 1 || o.n/o.rounds < 100 {
+		fmt.Fprintln(stderr, "bench: -n >= 100, -rounds >= 1 with -n/-rounds >= 100, and -clients, -sip-users, -window, -sip-workers >= 1")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -292,6 +294,7 @@ type Host struct {
 
 type Params struct {
 	N          int     `json:"messages_per_phase"`
+	Rounds     int     `json:"rounds_per_phase"`
 	Warmup     int     `json:"warmup_messages"`
 	Clients    int     `json:"xmpp_clients"`
 	SIPUsers   int     `json:"sip_users_per_client"`
@@ -310,11 +313,13 @@ type Direction struct {
 	RatioXMPP   float64 `json:"ratio_to_xmpp_ceiling"`
 	RatioSIP    float64 `json:"ratio_to_sip_ceiling"`
 	Ratio       float64 `json:"ratio_to_path_ceiling"`
-	HalfRate    float64 `json:"half_rate_per_s"` // half the path ceiling
-	HalfCeiling *Phase  `json:"half_xmpp_ceiling"`
-	HalfStox    *Phase  `json:"half_stox"`
-	AddedP50    float64 `json:"added_latency_p50_ms"` // stox path minus the echo path, at half rate
-	AddedP99    float64 `json:"added_latency_p99_ms"`
+	// RoundRatios are stox's rate over the path ceiling in each round.
+	RoundRatios []float64 `json:"round_ratios,omitempty"`
+	HalfRate    float64   `json:"half_rate_per_s"` // half the path ceiling
+	HalfCeiling *Phase    `json:"half_xmpp_ceiling"`
+	HalfStox    *Phase    `json:"half_stox"`
+	AddedP50    float64   `json:"added_latency_p50_ms"` // stox path minus the echo path, at half rate
+	AddedP99    float64   `json:"added_latency_p99_ms"`
 	// The same at half of stox's own sustained rate: latency when stox is
 	// not overloaded, whatever its ratio to the ceiling.
 	HalfOwnRate    float64 `json:"half_own_rate_per_s"`
@@ -339,6 +344,7 @@ type Process struct {
 	MetricsXSFailed float64 `json:"metrics_xmpp_to_sip_failed"`
 	MetricsXSRefuse float64 `json:"metrics_xmpp_to_sip_refused"`
 	MetricsSXOK     float64 `json:"metrics_sip_to_xmpp_accepted"`
+	MetricsSXInline float64 `json:"metrics_sip_to_xmpp_on_read_loop"`
 	MetricsSXRefuse float64 `json:"metrics_sip_to_xmpp_refused"`
 	SIPWarnings     int64   `json:"bench_sipgo_warnings"`
 }
@@ -369,7 +375,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	warm := max(o.n/10, 500)
 	stepPairs := 4096
 	giveUpStep := 8 * time.Second
-	rep.Params = Params{N: o.n, Warmup: warm, Clients: o.clients, SIPUsers: o.sipUsers, Window: o.window,
+	rep.Params = Params{N: o.n / o.rounds * o.rounds, Rounds: o.rounds, Warmup: warm, Clients: o.clients, SIPUsers: o.sipUsers, Window: o.window,
 		Workers: o.workers, StepPairs: stepPairs, StepDur: o.stepDur.Seconds(), GiveUpStep: giveUpStep.Seconds()}
 
 	setup, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -468,69 +474,132 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 		<-peakDone
 	}()
 
-	// X->S: the ceiling, then stox.
-	logf("X->S: %d messages per phase", o.n)
-	xs := &rep.XS
-	xs.Ceiling = r.runXS("xs-ceiling", pathXSEcho, echoDomain, o.n, 0)
-	if err := check(xs.Ceiling); err != nil {
-		return nil, err
-	}
-	xs.Stox = profile("xs-stox", func() *Phase { return r.runXS("xs-stox", pathXSStox, stoxDomain, o.n, 0) })
-	if err := check(xs.Stox); err != nil {
-		return nil, err
+	// Each path is measured in o.rounds rounds, interleaved with the rounds
+	// of the path it is compared with (ceiling, stox, ceiling, stox, ...),
+	// and its figures are those of all its rounds together (mergeRounds):
+	// a change of the host's speed during the run (this bench shares two
+	// cores with everything else) then weighs on both alike, instead of on
+	// whichever path ran while it lasted.
+	R := o.rounds
+	roundN := o.n / R
+	// interleave runs the phases of each round in order, R times, checks
+	// each, and merges each phase's rounds under its name.
+	interleave := func(names []string, run func(round, i int) *Phase) ([]*Phase, error) {
+		rounds := make([][]*Phase, len(names))
+		for round := range R {
+			for i := range names {
+				p := run(round, i)
+				if R > 1 {
+					p.Name = fmt.Sprintf("%s/%d", names[i], round+1)
+				}
+				if err := check(p); err != nil {
+					return nil, err
+				}
+				rounds[i] = append(rounds[i], p)
+			}
+		}
+		merged := make([]*Phase, len(names))
+		for i, name := range names {
+			merged[i] = mergeRounds(name, rounds[i])
+		}
+		return merged, nil
 	}
 
-	// S->X: the XMPP ceiling, the SIP ceiling, then stox.
-	logf("S->X: %d messages per phase", o.n)
+	// X->S: the ceiling and stox.
+	logf("X->S: %d messages per phase, in %d rounds", roundN*R, R)
+	xs := &rep.XS
+	ps, err := interleave([]string{"xs-ceiling", "xs-stox"}, func(round, i int) *Phase {
+		if i == 0 {
+			return r.runXS("xs-ceiling", pathXSEcho, echoDomain, roundN, 0)
+		}
+		if round == 0 {
+			return profile("xs-stox", func() *Phase { return r.runXS("xs-stox", pathXSStox, stoxDomain, roundN, 0) })
+		}
+		return r.runXS("xs-stox", pathXSStox, stoxDomain, roundN, 0)
+	})
+	if err != nil {
+		return nil, err
+	}
+	xs.Ceiling, xs.Stox = ps[0], ps[1]
+
+	// S->X: the XMPP ceiling, the SIP ceiling and stox.
+	logf("S->X: %d messages per phase, in %d rounds", roundN*R, R)
 	sx := &rep.SX
-	sx.Ceiling = r.runSXEcho("sx-ceiling", o.n, 0)
-	if err := check(sx.Ceiling); err != nil {
+	ps, err = interleave([]string{"sx-ceiling", "sip-ceiling", "sx-stox"}, func(round, i int) *Phase {
+		switch {
+		case i == 0:
+			return r.runSXEcho("sx-ceiling", roundN, 0)
+		case i == 1:
+			return r.runSX("sip-ceiling", pathSIP, bareAddr, roundN, 0, 0, giveUp)
+		case round == 0:
+			return profile("sx-stox", func() *Phase { return r.runSX("sx-stox", pathSXStox, stoxAddr, roundN, 0, 0, giveUp) })
+		}
+		return r.runSX("sx-stox", pathSXStox, stoxAddr, roundN, 0, 0, giveUp)
+	})
+	if err != nil {
 		return nil, err
 	}
-	rep.SIP = r.runSX("sip-ceiling", pathSIP, bareAddr, o.n, 0, 0, giveUp)
-	if err := check(rep.SIP); err != nil {
-		return nil, err
-	}
-	sx.Stox = profile("sx-stox", func() *Phase { return r.runSX("sx-stox", pathSXStox, stoxAddr, o.n, 0, 0, giveUp) })
-	if err := check(sx.Stox); err != nil {
-		return nil, err
-	}
+	sx.Ceiling, rep.SIP, sx.Stox = ps[0], ps[1], ps[2]
 	for _, d := range []*Direction{xs, sx} {
 		d.PathCeiling = min(d.Ceiling.Rate, rep.SIP.Rate)
 		d.RatioXMPP = d.Stox.Rate / d.Ceiling.Rate
 		d.RatioSIP = d.Stox.Rate / rep.SIP.Rate
 		d.Ratio = d.Stox.Rate / d.PathCeiling
 		d.HalfRate = d.PathCeiling / 2
-	}
-
-	// Latency at half of each path's ceiling, open loop.
-	halfN := max(o.n/2, 100)
-	logf("half rate: X->S %.0f msg/s, S->X %.0f msg/s, %d messages each", xs.HalfRate, sx.HalfRate, halfN)
-	xs.HalfCeiling = r.runXS("xs-half-ceil", pathXSEcho, echoDomain, halfN, xs.HalfRate)
-	xs.HalfStox = r.runXS("xs-half-stox", pathXSStox, stoxDomain, halfN, xs.HalfRate)
-	sx.HalfCeiling = r.runSXEcho("sx-half-ceil", halfN, sx.HalfRate)
-	rep.Half = r.runSX("sip-half", pathSIP, bareAddr, halfN, sx.HalfRate, o.workers, giveUp)
-	sx.HalfStox = r.runSX("sx-half-stox", pathSXStox, stoxAddr, halfN, sx.HalfRate, o.workers, giveUp)
-	for _, p := range []*Phase{xs.HalfCeiling, xs.HalfStox, sx.HalfCeiling, rep.Half, sx.HalfStox} {
-		if err := check(p); err != nil {
-			return nil, err
+		for k := range d.Stox.RoundRates {
+			d.RoundRatios = append(d.RoundRatios, d.Stox.RoundRates[k]/min(d.Ceiling.RoundRates[k], rep.SIP.RoundRates[k]))
 		}
 	}
+
+	// Latency, open loop: the phases of each path at the given rates,
+	// interleaved (xs-TAG-ceil, xs-TAG-stox, sx-TAG-ceil, sip-half when
+	// withSIP, sx-TAG-stox).
+	halfN := max(o.n/2, 100)
+	halfRound := max(halfN/R, 100)
+	openLoop := func(tag string, xsRate, sxRate float64, withSIP bool) ([]*Phase, error) {
+		type phase struct {
+			name string
+			run  func(name string) *Phase
+		}
+		phases := []phase{
+			{"xs-" + tag + "-ceil", func(name string) *Phase { return r.runXS(name, pathXSEcho, echoDomain, halfRound, xsRate) }},
+			{"xs-" + tag + "-stox", func(name string) *Phase { return r.runXS(name, pathXSStox, stoxDomain, halfRound, xsRate) }},
+			{"sx-" + tag + "-ceil", func(name string) *Phase { return r.runSXEcho(name, halfRound, sxRate) }},
+		}
+		if withSIP {
+			phases = append(phases, phase{"sip-half", func(name string) *Phase {
+				return r.runSX(name, pathSIP, bareAddr, halfRound, sxRate, o.workers, giveUp)
+			}})
+		}
+		phases = append(phases, phase{"sx-" + tag + "-stox", func(name string) *Phase {
+			return r.runSX(name, pathSXStox, stoxAddr, halfRound, sxRate, o.workers, giveUp)
+		}})
+		names := make([]string, len(phases))
+		for i, p := range phases {
+			names[i] = p.name
+		}
+		return interleave(names, func(_, i int) *Phase { return phases[i].run(names[i]) })
+	}
+
+	// At half of each path's ceiling.
+	logf("half rate: X->S %.0f msg/s, S->X %.0f msg/s, %d messages each, in %d rounds", xs.HalfRate, sx.HalfRate, halfRound*R, R)
+	ps, err = openLoop("half", xs.HalfRate, sx.HalfRate, true)
+	if err != nil {
+		return nil, err
+	}
+	xs.HalfCeiling, xs.HalfStox, sx.HalfCeiling, rep.Half, sx.HalfStox = ps[0], ps[1], ps[2], ps[3], ps[4]
 	for _, d := range []*Direction{xs, sx} {
 		d.AddedP50 = d.HalfStox.P50 - d.HalfCeiling.P50
 		d.AddedP99 = d.HalfStox.P99 - d.HalfCeiling.P99
 		d.HalfOwnRate = d.Stox.Rate / 2
 	}
+	// At half of stox's own rate.
 	logf("half of stox's own rate: X->S %.0f msg/s, S->X %.0f msg/s", xs.HalfOwnRate, sx.HalfOwnRate)
-	xs.HalfOwnCeiling = r.runXS("xs-own-ceil", pathXSEcho, echoDomain, halfN, xs.HalfOwnRate)
-	xs.HalfOwnStox = r.runXS("xs-own-stox", pathXSStox, stoxDomain, halfN, xs.HalfOwnRate)
-	sx.HalfOwnCeiling = r.runSXEcho("sx-own-ceil", halfN, sx.HalfOwnRate)
-	sx.HalfOwnStox = r.runSX("sx-own-stox", pathSXStox, stoxAddr, halfN, sx.HalfOwnRate, o.workers, giveUp)
-	for _, p := range []*Phase{xs.HalfOwnCeiling, xs.HalfOwnStox, sx.HalfOwnCeiling, sx.HalfOwnStox} {
-		if err := check(p); err != nil {
-			return nil, err
-		}
+	ps, err = openLoop("own", xs.HalfOwnRate, sx.HalfOwnRate, false)
+	if err != nil {
+		return nil, err
 	}
+	xs.HalfOwnCeiling, xs.HalfOwnStox, sx.HalfOwnCeiling, sx.HalfOwnStox = ps[0], ps[1], ps[2], ps[3]
 	for _, d := range []*Direction{xs, sx} {
 		d.AddedOwnP50 = d.HalfOwnStox.P50 - d.HalfOwnCeiling.P50
 		d.AddedOwnP99 = d.HalfOwnStox.P99 - d.HalfOwnCeiling.P99
@@ -615,6 +684,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	rep.Process.MetricsXSFailed = end[`stox_messages_total{direction="xmpp_to_sip",result="failed"}`]
 	rep.Process.MetricsXSRefuse = end[`stox_messages_total{direction="xmpp_to_sip",result="refused"}`]
 	rep.Process.MetricsSXOK = end[`stox_messages_total{direction="sip_to_xmpp",result="accepted"}`]
+	rep.Process.MetricsSXInline = end[`stox_sip_message_inline_total`]
 	rep.Process.MetricsSXRefuse = end[`stox_messages_total{direction="sip_to_xmpp",result="refused"}`]
 	rep.Process.SIPWarnings = sipLogs.warnings.Load()
 	rep.Host.LoadAvgAt = loadavg()

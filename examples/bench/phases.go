@@ -39,8 +39,16 @@ type Phase struct {
 	// buffer was full, by socket: stox, uas (stox's outbound proxy), uac,
 	// bare-uas.
 	UDPDrops map[string]int64 `json:"udp_drops,omitempty"`
+	// RoundRates are the rates of the rounds a phase was measured in
+	// (mergeRounds), in order; empty for a phase run in one go.
+	RoundRates []float64 `json:"round_rates_per_s,omitempty"`
+	// Inline counts the phase's MESSAGEs stox handled on its UDP read loop
+	// (S->X through stox; stox_sip_message_inline_total).
+	Inline int `json:"stox_on_read_loop,omitempty"`
 
 	drops0 map[string]int64
+	lat    []int64 // send -> receipt, ns, for pooled percentiles
+	active int64   // ns from the first send to the last receipt
 }
 
 // SIPStats is what the UAC saw (S->X and the SIP ceiling).
@@ -51,6 +59,8 @@ type SIPStats struct {
 	P99         float64        `json:"response_p99_ms"`
 	Requests    int64          `json:"requests_written"` // retransmissions included
 	Retransmits int64          `json:"retransmissions"`
+
+	rtts []int64 // request -> final response, ns
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -79,8 +89,10 @@ func (r *rig) finish(p *Phase, t *tracker, start int64, before cpuSnap, errs0 in
 	p.Got, p.Lost, p.Dups, p.Order = res.Got, res.Lost, res.Dups, res.Order
 	p.P50, p.P99, p.Max = ms(res.P50), ms(res.P99), ms(res.Max)
 	t.mu.Lock()
+	p.lat = t.lat
 	if t.got > 0 && t.lastRecv > start {
-		p.Rate = float64(t.got) / (float64(t.lastRecv-start) / 1e9)
+		p.active = t.lastRecv - start
+		p.Rate = float64(t.got) / (float64(p.active) / 1e9)
 	}
 	t.mu.Unlock()
 	c := costBetween(before, after, p.Sent)
@@ -100,6 +112,86 @@ func (p *Phase) setSIP(s *SIPStats) {
 		}
 	}
 	p.Lost = max(p.Sent-p.Got-p.Refused, 0)
+}
+
+// mergeRounds makes one phase of the rounds of a path, measured
+// interleaved with the rounds of the path it is compared with (bench): the
+// counts add up, the rate is the messages received over the rounds' active
+// time, latency percentiles are those of all the rounds' messages together,
+// CPU per message is over all of them.
+func mergeRounds(name string, rounds []*Phase) *Phase {
+	if len(rounds) == 1 {
+		p := *rounds[0]
+		p.Name = name
+		return &p
+	}
+	first := rounds[0]
+	p := &Phase{Name: name, Path: first.Path, Offered: first.Offered}
+	var stox, prosody, bench float64
+	var sip *SIPStats
+	for _, r := range rounds {
+		p.Sent += r.Sent
+		p.Got += r.Got
+		p.Refused += r.Refused
+		p.Lost += r.Lost
+		p.Dups += r.Dups
+		p.Order += r.Order
+		p.Wall += r.Wall
+		p.ErrorStz += r.ErrorStz
+		p.active += r.active
+		p.lat = append(p.lat, r.lat...)
+		p.RoundRates = append(p.RoundRates, r.Rate)
+		p.Inline += r.Inline
+		stox += r.StoxCPU * float64(r.Sent)
+		prosody += r.ProsodyCPU * float64(r.Sent)
+		bench += r.BenchCPU * float64(r.Sent)
+		for k, v := range r.UDPDrops {
+			if p.UDPDrops == nil {
+				p.UDPDrops = make(map[string]int64)
+			}
+			p.UDPDrops[k] += v
+		}
+		if r.SIP != nil {
+			if sip == nil {
+				sip = &SIPStats{Codes: make(map[string]int)}
+			}
+			for k, v := range r.SIP.Codes {
+				sip.Codes[k] += v
+			}
+			sip.RetryAfter += r.SIP.RetryAfter
+			sip.Requests += r.SIP.Requests
+			sip.Retransmits += r.SIP.Retransmits
+			sip.rtts = append(sip.rtts, r.SIP.rtts...)
+		}
+	}
+	if p.Sent > 0 {
+		n := float64(p.Sent)
+		p.StoxCPU, p.ProsodyCPU, p.BenchCPU = stox/n, prosody/n, bench/n
+	}
+	if p.active > 0 {
+		p.Rate = float64(p.Got) / (float64(p.active) / 1e9)
+	}
+	p50, p99, mx := percentiles(p.lat)
+	p.P50, p.P99, p.Max = ms(p50), ms(p99), ms(mx)
+	if sip != nil {
+		p50, p99, _ := percentiles(sip.rtts)
+		sip.P50, sip.P99 = ms(p50), ms(p99)
+		p.SIP = sip
+	}
+	return p
+}
+
+// inlineCount is stox's count of MESSAGEs handled on its read loop when
+// dest is stox, else 0.
+func (r *rig) inlineCount(dest netip.AddrPort) int {
+	if int(dest.Port()) != r.sipPort {
+		return 0
+	}
+	m, err := r.metrics()
+	if err != nil {
+		return 0
+	}
+	return int(m["stox_sip_message_inline_total"])
 }
 
 // pace sleeps until message j of a stream that sends one message every
@@ -245,6 +337,7 @@ func (r *rig) runSX(name, path string, dest netip.AddrPort, n int, rate float64,
 		fromUser[w] = "s" + strconv.Itoa(w)
 		toUser[w] = userName(w % S)
 	}
+	inline0 := r.inlineCount(dest)
 	errs0 := r.errors.Load()
 	before := r.snap()
 	start := nowNS()
@@ -277,6 +370,7 @@ func (r *rig) runSX(name, path string, dest netip.AddrPort, n int, rate float64,
 	t.wait(2*time.Second, 30*time.Second)
 	r.finish(p, t, start, before, errs0)
 	p.setSIP(rr.stats())
+	p.Inline = r.inlineCount(dest) - inline0
 	return p
 }
 

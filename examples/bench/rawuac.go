@@ -251,6 +251,7 @@ func (r *rawRun) stats() *SIPStats {
 	s.Retransmits = s.Requests - r.started.Load()
 	p50, p99, _ := percentiles(rtts)
 	s.P50, s.P99 = ms(p50), ms(p99)
+	s.rtts = rtts
 	return s
 }
 

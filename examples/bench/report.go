@@ -58,6 +58,18 @@ func targets(rep *Report) []Target {
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
 
+// roundList shows the ratios of the rounds, when there were several.
+func roundList(ratios []float64) string {
+	if len(ratios) < 2 {
+		return ""
+	}
+	s := make([]string, len(ratios))
+	for i, r := range ratios {
+		s[i] = fmt.Sprintf("%.2f", r)
+	}
+	return "; rounds " + strings.Join(s, " ")
+}
+
 func printReport(w io.Writer, rep *Report) {
 	pr := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 	h := rep.Host
@@ -75,13 +87,13 @@ func printReport(w io.Writer, rep *Report) {
 func printMessages(w io.Writer, rep *Report) {
 	pr := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 	p := rep.Params
-	pr("load: %d messages per phase after %d warm-up; %d XMPP clients x %d SIP users, window %d per client; %d SIP conversations",
-		p.N, p.Warmup, p.Clients, p.SIPUsers, p.Window, p.Workers)
+	pr("load: %d messages per phase after %d warm-up, in %d rounds interleaved with the compared paths' (half-rate phases: half as many); %d XMPP clients x %d SIP users, window %d per client; %d SIP conversations",
+		p.N, p.Warmup, p.Rounds, p.Clients, p.SIPUsers, p.Window, p.Workers)
 	pr("")
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	row := func(cols ...string) { fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t") }
-	row("phase", "path", "offered/s", "msg/s", "lost", "refused", "dup", "order", "p50 ms", "p99 ms", "stox us/msg", "prosody us/msg", "bench us/msg", "202 p50 ms", "202 p99 ms")
+	row("phase", "path", "offered/s", "msg/s", "lost", "refused", "dup", "order", "p50 ms", "p99 ms", "stox us/msg", "prosody us/msg", "bench us/msg", "202 p50 ms", "202 p99 ms", "read loop %")
 	line := func(ph *Phase) {
 		if ph == nil {
 			return
@@ -90,16 +102,19 @@ func printMessages(w io.Writer, rep *Report) {
 		if ph.Offered > 0 {
 			off = fmt.Sprintf("%.0f", ph.Offered)
 		}
-		r50, r99, stox := "", "", ""
+		r50, r99, stox, inline := "", "", "", ""
 		if ph.SIP != nil {
 			r50, r99 = fmt.Sprintf("%.2f", ph.SIP.P50), fmt.Sprintf("%.2f", ph.SIP.P99)
+		}
+		if ph.SIP != nil && strings.Contains(ph.Path, "stox") && ph.Sent > 0 {
+			inline = fmt.Sprintf("%.0f", 100*float64(ph.Inline)/float64(ph.Sent))
 		}
 		if strings.Contains(ph.Path, "stox") {
 			stox = fmt.Sprintf("%.1f", ph.StoxCPU)
 		}
 		row(ph.Name, ph.Path, off, fmt.Sprintf("%.0f", ph.Rate), fmt.Sprint(ph.Lost), fmt.Sprint(ph.Refused), fmt.Sprint(ph.Dups), fmt.Sprint(ph.Order),
 			fmt.Sprintf("%.2f", ph.P50), fmt.Sprintf("%.2f", ph.P99), stox,
-			fmt.Sprintf("%.1f", ph.ProsodyCPU), fmt.Sprintf("%.1f", ph.BenchCPU), r50, r99)
+			fmt.Sprintf("%.1f", ph.ProsodyCPU), fmt.Sprintf("%.1f", ph.BenchCPU), r50, r99, inline)
 	}
 	for _, ph := range []*Phase{rep.XS.Ceiling, rep.XS.Stox, rep.SX.Ceiling, rep.SIP, rep.SX.Stox,
 		rep.XS.HalfCeiling, rep.XS.HalfStox, rep.SX.HalfCeiling, rep.Half, rep.SX.HalfStox,
@@ -112,8 +127,8 @@ func printMessages(w io.Writer, rep *Report) {
 		name string
 		d    Direction
 	}{{"X->S", rep.XS}, {"S->X", rep.SX}} {
-		pr("%s  stox %.0f msg/s = %.2f x path ceiling %.0f (XMPP ceiling %.0f: %.2f; SIP ceiling %.0f: %.2f)",
-			d.name, d.d.Stox.Rate, d.d.Ratio, d.d.PathCeiling, d.d.Ceiling.Rate, d.d.RatioXMPP, rep.SIP.Rate, d.d.RatioSIP)
+		pr("%s  stox %.0f msg/s = %.2f x path ceiling %.0f (XMPP ceiling %.0f: %.2f; SIP ceiling %.0f: %.2f)%s",
+			d.name, d.d.Stox.Rate, d.d.Ratio, d.d.PathCeiling, d.d.Ceiling.Rate, d.d.RatioXMPP, rep.SIP.Rate, d.d.RatioSIP, roundList(d.d.RoundRatios))
 		pr("      added latency (stox path minus echo path): at half the path ceiling (%.0f msg/s) p50 %+.2f ms, p99 %+.2f ms; at half stox's rate (%.0f msg/s) p50 %+.2f ms, p99 %+.2f ms",
 			d.d.HalfRate, d.d.AddedP50, d.d.AddedP99, d.d.HalfOwnRate, d.d.AddedOwnP50, d.d.AddedOwnP99)
 	}
@@ -140,8 +155,8 @@ func printMessages(w io.Writer, rep *Report) {
 	pr("stox process: goroutines idle %.0f, peak seen %.0f, end %.0f (after %.0f s); RSS idle %.1f MB, peak %.1f MB, end %.1f MB; live heap idle %.1f MB, end %.1f MB",
 		pc.GoroutinesIdle, pc.GoroutinesPeak, pc.GoroutinesEnd, pc.SettleSeconds,
 		float64(pc.RSSIdleKB)/1024, float64(pc.RSSPeakKB)/1024, float64(pc.RSSEndKB)/1024, mb(pc.HeapIdle), mb(pc.HeapEnd))
-	pr("stox metrics: X->S delivered %.0f failed %.0f refused %.0f; S->X accepted %.0f refused %.0f",
-		pc.MetricsXSOK, pc.MetricsXSFailed, pc.MetricsXSRefuse, pc.MetricsSXOK, pc.MetricsSXRefuse)
+	pr("stox metrics: X->S delivered %.0f failed %.0f refused %.0f; S->X accepted %.0f refused %.0f, %.0f of all S->X MESSAGEs handled on the read loop",
+		pc.MetricsXSOK, pc.MetricsXSFailed, pc.MetricsXSRefuse, pc.MetricsSXOK, pc.MetricsSXRefuse, pc.MetricsSXInline)
 }
 
 func printTargets(w io.Writer, rep *Report) {
