@@ -12,8 +12,9 @@ func TestGCPercentFor(t *testing.T) {
 		{8 << 20, 400},  // 8 MiB + 32 MiB headroom
 		{16 << 20, 200}, // 16 MiB + 32 MiB
 		{32 << 20, 100}, // headroom = live: the default
-		{64 << 20, 100},
-		{512 << 20, 100}, // large heaps keep GOGC=100
+		{40 << 20, 80},
+		{64 << 20, 75}, // large heaps: 75 %
+		{512 << 20, 75},
 	} {
 		if got := gcPercentFor(c.live); got != c.want {
 			t.Errorf("gcPercentFor(%d MiB) = %d, want %d", c.live>>20, got, c.want)
