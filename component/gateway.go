@@ -240,6 +240,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.out.detach()
 		if ctx.Err() != nil {
 			s.kill()
+			g.out.wait()
 			g.log.Info("component disconnected", "reason", "shutdown")
 			return nil
 		}

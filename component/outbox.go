@@ -213,6 +213,17 @@ func (o *outbox) attachWriters(w func([]byte) error, try func([]byte) (int, erro
 	return flushed, nil
 }
 
+// wait returns once no flusher runs (after the stream was closed, its
+// write fails and it ends): the outbox owns the flusher and the gateway
+// waits for it when it stops.
+func (o *outbox) wait() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for o.flushing {
+		o.cond.Wait()
+	}
+}
+
 // detach marks the stream as gone.
 func (o *outbox) detach() {
 	o.mu.Lock()
