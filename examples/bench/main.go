@@ -327,6 +327,10 @@ type Direction struct {
 	HalfOwnStox    *Phase  `json:"half_own_stox"`
 	AddedOwnP50    float64 `json:"added_latency_own_p50_ms"`
 	AddedOwnP99    float64 `json:"added_latency_own_p99_ms"`
+	// The added p99 of each round (the figures above pool the rounds'
+	// messages): one stall of the host in one round shows here.
+	RoundAddedP99    []float64 `json:"round_added_latency_p99_ms,omitempty"`
+	RoundAddedOwnP99 []float64 `json:"round_added_latency_own_p99_ms,omitempty"`
 }
 
 type Process struct {
@@ -591,6 +595,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	for _, d := range []*Direction{xs, sx} {
 		d.AddedP50 = d.HalfStox.P50 - d.HalfCeiling.P50
 		d.AddedP99 = d.HalfStox.P99 - d.HalfCeiling.P99
+		d.RoundAddedP99 = roundDiffs(d.HalfStox.RoundP99, d.HalfCeiling.RoundP99)
 		d.HalfOwnRate = d.Stox.Rate / 2
 	}
 	// At half of stox's own rate.
@@ -603,6 +608,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	for _, d := range []*Direction{xs, sx} {
 		d.AddedOwnP50 = d.HalfOwnStox.P50 - d.HalfOwnCeiling.P50
 		d.AddedOwnP99 = d.HalfOwnStox.P99 - d.HalfOwnCeiling.P99
+		d.RoundAddedOwnP99 = roundDiffs(d.HalfOwnStox.RoundP99, d.HalfOwnCeiling.RoundP99)
 	}
 
 	// S->X over UDP, open loop, stepping the offered rate from half of
@@ -734,4 +740,13 @@ func trimNL(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// roundDiffs is a[k]-b[k] for each round both have.
+func roundDiffs(a, b []float64) []float64 {
+	var d []float64
+	for k := range min(len(a), len(b)) {
+		d = append(d, a[k]-b[k])
+	}
+	return d
 }

@@ -42,6 +42,7 @@ type Phase struct {
 	// RoundRates are the rates of the rounds a phase was measured in
 	// (mergeRounds), in order; empty for a phase run in one go.
 	RoundRates []float64 `json:"round_rates_per_s,omitempty"`
+	RoundP99   []float64 `json:"round_latency_p99_ms,omitempty"`
 	// Inline counts the phase's MESSAGEs stox handled on its UDP read loop
 	// (S->X through stox; stox_sip_message_inline_total).
 	Inline int `json:"stox_on_read_loop,omitempty"`
@@ -141,6 +142,7 @@ func mergeRounds(name string, rounds []*Phase) *Phase {
 		p.active += r.active
 		p.lat = append(p.lat, r.lat...)
 		p.RoundRates = append(p.RoundRates, r.Rate)
+		p.RoundP99 = append(p.RoundP99, r.P99)
 		p.Inline += r.Inline
 		stox += r.StoxCPU * float64(r.Sent)
 		prosody += r.ProsodyCPU * float64(r.Sent)

@@ -60,14 +60,31 @@ func mb(b int64) float64 { return float64(b) / (1 << 20) }
 
 // roundList shows the ratios of the rounds, when there were several.
 func roundList(ratios []float64) string {
-	if len(ratios) < 2 {
+	if s := roundsOf(ratios, "%.2f"); s != "" {
+		return "; rounds " + s
+	}
+	return ""
+}
+
+// roundSigned shows the added latencies of the rounds, when there were
+// several.
+func roundSigned(ms []float64) string {
+	if s := roundsOf(ms, "%+.1f"); s != "" {
+		return " (rounds " + s + ")"
+	}
+	return ""
+}
+
+// roundsOf formats the values of the rounds, or "" for fewer than two.
+func roundsOf(v []float64, format string) string {
+	if len(v) < 2 {
 		return ""
 	}
-	s := make([]string, len(ratios))
-	for i, r := range ratios {
-		s[i] = fmt.Sprintf("%.2f", r)
+	s := make([]string, len(v))
+	for i, r := range v {
+		s[i] = fmt.Sprintf(format, r)
 	}
-	return "; rounds " + strings.Join(s, " ")
+	return strings.Join(s, " ")
 }
 
 func printReport(w io.Writer, rep *Report) {
@@ -129,8 +146,8 @@ func printMessages(w io.Writer, rep *Report) {
 	}{{"X->S", rep.XS}, {"S->X", rep.SX}} {
 		pr("%s  stox %.0f msg/s = %.2f x path ceiling %.0f (XMPP ceiling %.0f: %.2f; SIP ceiling %.0f: %.2f)%s",
 			d.name, d.d.Stox.Rate, d.d.Ratio, d.d.PathCeiling, d.d.Ceiling.Rate, d.d.RatioXMPP, rep.SIP.Rate, d.d.RatioSIP, roundList(d.d.RoundRatios))
-		pr("      added latency (stox path minus echo path): at half the path ceiling (%.0f msg/s) p50 %+.2f ms, p99 %+.2f ms; at half stox's rate (%.0f msg/s) p50 %+.2f ms, p99 %+.2f ms",
-			d.d.HalfRate, d.d.AddedP50, d.d.AddedP99, d.d.HalfOwnRate, d.d.AddedOwnP50, d.d.AddedOwnP99)
+		pr("      added latency (stox path minus echo path): at half the path ceiling (%.0f msg/s) p50 %+.2f ms, p99 %+.2f ms%s; at half stox's rate (%.0f msg/s) p50 %+.2f ms, p99 %+.2f ms%s",
+			d.d.HalfRate, d.d.AddedP50, d.d.AddedP99, roundSigned(d.d.RoundAddedP99), d.d.HalfOwnRate, d.d.AddedOwnP50, d.d.AddedOwnP99, roundSigned(d.d.RoundAddedOwnP99))
 	}
 	if len(rep.Steps) > 0 {
 		pr("")

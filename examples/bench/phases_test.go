@@ -1,0 +1,51 @@
+//go:build unix
+
+package main
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// mergeRounds adds the counts, takes the rate over the rounds' active
+// time, pools the latencies and weighs CPU by messages.
+func TestMergeRounds(t *testing.T) {
+	ms := func(v ...int) []int64 {
+		out := make([]int64, len(v))
+		for i, x := range v {
+			out[i] = int64(time.Duration(x) * time.Millisecond)
+		}
+		return out
+	}
+	a := &Phase{Path: "p", Sent: 100, Got: 100, Rate: 100, P99: 3, StoxCPU: 10, active: int64(time.Second), lat: ms(1, 2, 3),
+		SIP: &SIPStats{Codes: map[string]int{"202": 100}, Requests: 100, rtts: ms(1)}}
+	b := &Phase{Path: "p", Sent: 300, Got: 290, Lost: 10, Dups: 1, Order: 2, Rate: 145, P99: 100, StoxCPU: 30, active: int64(2 * time.Second), lat: ms(4, 100),
+		SIP:      &SIPStats{Codes: map[string]int{"202": 290, "503": 10}, RetryAfter: 10, Requests: 320, Retransmits: 20, rtts: ms(2, 3)},
+		UDPDrops: map[string]int64{"stox": 5}}
+	m := mergeRounds("x", []*Phase{a, b})
+	if m.Name != "x" || m.Sent != 400 || m.Got != 390 || m.Lost != 10 || m.Dups != 1 || m.Order != 2 {
+		t.Fatalf("counts %+v", m)
+	}
+	if m.Rate != 130 { // 390 messages in 3 s
+		t.Errorf("rate %v, want 130", m.Rate)
+	}
+	if m.StoxCPU != 25 { // (100*10 + 300*30) / 400
+		t.Errorf("CPU %v, want 25", m.StoxCPU)
+	}
+	if m.P50 != 3 || m.Max != 100 {
+		t.Errorf("pooled p50 %v, max %v", m.P50, m.Max)
+	}
+	if !slices.Equal(m.RoundRates, []float64{100, 145}) || !slices.Equal(m.RoundP99, []float64{3, 100}) {
+		t.Errorf("rounds %v %v", m.RoundRates, m.RoundP99)
+	}
+	if s := m.SIP; s.Codes["202"] != 390 || s.Codes["503"] != 10 || s.RetryAfter != 10 || s.Requests != 420 || s.Retransmits != 20 || s.P50 != 2 {
+		t.Errorf("SIP %+v", s)
+	}
+	if m.UDPDrops["stox"] != 5 {
+		t.Errorf("drops %v", m.UDPDrops)
+	}
+	if one := mergeRounds("y", []*Phase{a}); one.Name != "y" || one == a || one.Rate != 100 || len(one.RoundRates) != 0 {
+		t.Errorf("one round: %+v", one)
+	}
+}
