@@ -22,8 +22,10 @@ import (
 //
 //   - Incoming: a MESSAGE that readRequest accepts (wire.go) gets a server
 //     transaction in srv, keyed by branch and sent-by (§17.2.3), a turn in
-//     its conversation (sequencer) and a worker that runs the handler, and
-//     its final response is written straight to the socket.
+//     its conversation (sequencer), and the handler runs on the read loop
+//     itself when that cannot block (WithInlineHandler; its turn has come,
+//     and the loop is not behind), else on a worker; its final response is
+//     written straight to the socket.
 //     Retransmissions are absorbed here: nothing while the handler runs,
 //     the final response again after it (kept 64*T1, Timer J, as the
 //     fields it was made from, not as bytes). Everything readRequest
@@ -103,8 +105,8 @@ func newFastPath(u *UA, pc *net.UDPConn) *fastPath {
 }
 
 // handle takes a datagram from the read loop (after the guard's checks). It
-// reports whether the fast path consumed it. caughtUp: the read loop had
-// to wait for this datagram (no backlog).
+// reports whether the fast path consumed it. caughtUp: the read loop is not
+// behind (udpGuard.ReadFrom), so it may run the handler itself.
 func (f *fastPath) handle(data []byte, addr net.Addr, caughtUp bool) bool {
 	switch {
 	case bytes.HasPrefix(data, []byte("SIP/2.0 ")):
