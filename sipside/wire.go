@@ -88,11 +88,14 @@ func header(l string) (name, value string, ok bool) {
 	if colon <= 0 {
 		return "", "", false
 	}
-	n := strings.TrimRight(l[:colon], " \t")
+	n := l[:colon]
+	for len(n) > 0 && (n[len(n)-1] == ' ' || n[len(n)-1] == '\t') {
+		n = n[:len(n)-1] // a leading one is a continuation line: not a token
+	}
 	if n == "" || !isToken(n) {
 		return "", "", false
 	}
-	v := strings.Trim(l[colon+1:], " \t")
+	v := trimWSP(l[colon+1:])
 	ascii := true
 	for i := 0; i < len(v); i++ {
 		c := v[i]
@@ -105,6 +108,17 @@ func header(l string) (name, value string, ok bool) {
 		return "", "", false // sipgo trims Unicode white space too
 	}
 	return canonicalName(n), v, true
+}
+
+// trimWSP trims spaces and horizontal tabs at both ends of s.
+func trimWSP(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // canonicalName maps the header names the fast path looks at, compact forms
@@ -137,16 +151,31 @@ func canonicalName(n string) string {
 		}
 		return n
 	}
-	for _, k := range [...]string{"via", "from", "to", "call-id", "cseq", "content-type",
-		"content-length", "max-forwards", "subject", "content-language", "record-route",
-		"contact", "require", "proxy-require", "content-encoding", "route", "refer-to",
-		"referred-by"} {
-		if len(k) == len(n) && strings.EqualFold(k, n) {
-			return k
+	// The candidates of n's length (canonicalNames), compared without case.
+	if len(n) < len(canonicalNames) {
+		for _, k := range canonicalNames[len(n)] {
+			if strings.EqualFold(k, n) {
+				return k
+			}
 		}
 	}
 	return n
 }
+
+// canonicalNames lists the full names canonicalName knows, by length.
+var canonicalNames = func() [][]string {
+	var byLen [][]string
+	for _, k := range [...]string{"via", "from", "to", "call-id", "cseq", "content-type",
+		"content-length", "max-forwards", "subject", "content-language", "record-route",
+		"contact", "require", "proxy-require", "content-encoding", "route", "refer-to",
+		"referred-by"} {
+		for len(byLen) <= len(k) {
+			byLen = append(byLen, nil)
+		}
+		byLen[len(k)] = append(byLen[len(k)], k)
+	}
+	return byLen
+}()
 
 // readRequest reads a MESSAGE datagram. ok is false when the fast path
 // should leave it to sipgo.
