@@ -35,6 +35,10 @@ type stream struct {
 	timeout time.Duration
 	// deadlineSet is when the write deadline was last moved (under mu).
 	deadlineSet time.Time
+	// raw is conn's descriptor for tryWrite (under mu; nil until the first
+	// tryWrite, or when conn has none).
+	raw     syscall.RawConn
+	rawDone bool
 }
 
 // handshakeToken is lowercase-hex(SHA-1(streamID || secret)) (XEP-0114 s3, TV-14).
@@ -147,14 +151,19 @@ func (s *stream) deadlineLocked() {
 func (s *stream) tryWrite(b []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sc, ok := s.conn.(syscall.Conn)
-	if !ok {
+	if !s.rawDone {
+		s.rawDone = true
+		if sc, ok := s.conn.(syscall.Conn); ok && haveWriteNow {
+			s.raw, _ = sc.SyscallConn()
+		}
+	}
+	if s.raw == nil {
 		if err := s.writeLocked(b); err != nil {
 			return 0, err
 		}
 		return len(b), nil
 	}
-	n, err := writeNow(sc, b)
+	n, err := writeNow(s.raw, b)
 	if err != nil {
 		_ = s.conn.Close()
 		return n, fmt.Errorf("%w: %v", ErrNotConnected, err)

@@ -7,17 +7,16 @@ import (
 	"syscall"
 )
 
-// writeNow writes what of b the socket of c takes without blocking: one
+// haveWriteNow: tryWrite can write without waiting.
+const haveWriteNow = true
+
+// writeNow writes what of b the socket of rc takes without blocking: one
 // write(2) on the non-blocking descriptor. A full socket buffer is not an
 // error: it returns 0.
-func writeNow(c syscall.Conn, b []byte) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
+func writeNow(rc syscall.RawConn, b []byte) (int, error) {
 	var n int
 	var werr error
-	err = rc.Write(func(fd uintptr) bool {
+	err := rc.Write(func(fd uintptr) bool {
 		for {
 			n, werr = syscall.Write(int(fd), b)
 			if !errors.Is(werr, syscall.EINTR) {
