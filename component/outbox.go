@@ -21,7 +21,7 @@ import (
 // waits, for callers that must not block (sipside's read loop).
 type outbox struct {
 	mu   sync.Mutex
-	cond sync.Cond // the flusher took pend, or ended
+	cond sync.Cond // pend has room (Signal, passed on by senders), or the flusher or stream ended (Broadcast)
 
 	w   func([]byte) error        // nil while disconnected
 	try func([]byte) (int, error) // writes what the socket takes now; nil: w, under mu
@@ -78,6 +78,13 @@ func (o *outbox) put(b []byte, wait bool) (queued bool, err error) {
 	if o.w != nil && o.flushing {
 		o.pend = append(o.pend, pending{b: b})
 		o.pendBytes += len(b)
+		if o.pendBytes < pendLimit {
+			// Room left: the next waiting sender goes on. Senders are
+			// woken one at a time (the flusher wakes the first), not all
+			// at once: hundreds of them at once would crowd out the
+			// goroutines that read.
+			o.cond.Signal()
+		}
 		return false, nil
 	}
 	if o.w != nil && len(o.q) == 0 {
@@ -127,7 +134,7 @@ func (o *outbox) flush(wv func([][]byte) error) {
 		}
 		batch := o.pend
 		o.pend, o.pendBytes = nil, 0
-		o.cond.Broadcast()
+		o.cond.Signal() // pend has room: the first waiting sender goes on (see put)
 		o.mu.Unlock()
 
 		bufs = bufs[:0]

@@ -310,3 +310,34 @@ func TestStreamTryWriteDoesNotBlock(t *testing.T) {
 		t.Fatalf("peer read %d bytes, want %d", n, total+len(chunk))
 	}
 }
+
+// Many senders waiting on a full pend all get through, woken one after
+// another (each passes the turn on while pend has room) and by the
+// flusher's later batches; nothing is lost.
+func TestOutboxWaitersAllProceed(t *testing.T) {
+	f := &fakeSocket{room: 0, release: make(chan struct{}), entered: make(chan struct{}, 1024)}
+	o := newTestOutbox(t, f)
+	if _, err := o.send([]byte("<first/>")); err != nil {
+		t.Fatal(err)
+	}
+	<-f.entered
+	if _, err := o.send(make([]byte, pendLimit)); err != nil { // pend full
+		t.Fatal(err)
+	}
+	const senders = 50
+	stanza := make([]byte, pendLimit/4)
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Go(func() {
+			if _, err := o.send(stanza); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	close(f.release) // every flusher write goes through from now on
+	wg.Wait()
+	waitIdle(t, o)
+	if got, want := len(f.written()), len("<first/>")+pendLimit+senders*len(stanza); got != want {
+		t.Fatalf("written %d bytes, want %d", got, want)
+	}
+}
