@@ -88,10 +88,7 @@ func header(l string) (name, value string, ok bool) {
 	if colon <= 0 {
 		return "", "", false
 	}
-	n := l[:colon]
-	for len(n) > 0 && (n[len(n)-1] == ' ' || n[len(n)-1] == '\t') {
-		n = n[:len(n)-1] // a leading one is a continuation line: not a token
-	}
+	n := trimRightWSP(l[:colon]) // a leading space is a continuation line: not a token
 	if n == "" || !isToken(n) {
 		return "", "", false
 	}
@@ -115,6 +112,11 @@ func trimWSP(s string) string {
 	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
 		s = s[1:]
 	}
+	return trimRightWSP(s)
+}
+
+// trimRightWSP trims spaces and horizontal tabs at the end of s.
+func trimRightWSP(s string) string {
 	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
 		s = s[:len(s)-1]
 	}
