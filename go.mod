@@ -7,6 +7,7 @@ require (
 	github.com/beevik/etree v1.8.1
 	github.com/emiago/sipgo v1.7.2
 	github.com/pion/sdp/v3 v3.0.20
+	golang.org/x/sys v0.29.0
 	gosrc.io/xmpp v0.5.1
 )
 
@@ -18,5 +19,4 @@ require (
 	github.com/icholy/digest v1.2.0 // indirect
 	github.com/pion/randutil v0.1.0 // indirect
 	golang.org/x/sync v0.16.0 // indirect
-	golang.org/x/sys v0.29.0 // indirect
 )

@@ -106,13 +106,15 @@ func newFastPath(u *UA, pc *net.UDPConn) *fastPath {
 
 // handle takes a datagram from the read loop (after the guard's checks). It
 // reports whether the fast path consumed it. caughtUp: the read loop is not
-// behind (udpGuard.ReadFrom), so it may run the handler itself.
-func (f *fastPath) handle(data []byte, addr net.Addr, caughtUp bool) bool {
+// behind (udpGuard.ReadFrom), so it may run the handler itself. out, when
+// not nil, sends the responses the loop writes after the datagrams it read
+// with this one (udpGuard.batch).
+func (f *fastPath) handle(data []byte, src netip.AddrPort, caughtUp bool, out *batchConn) bool {
 	switch {
 	case bytes.HasPrefix(data, []byte("SIP/2.0 ")):
 		return f.response(data)
 	case bytes.HasPrefix(data, []byte("MESSAGE ")):
-		return f.request(data, addr, caughtUp)
+		return f.request(data, src, caughtUp, out)
 	}
 	return false
 }
@@ -127,14 +129,11 @@ const readWaited = 20 * time.Microsecond
 const readBacklog = 4
 
 // request serves a MESSAGE, or declines it.
-func (f *fastPath) request(data []byte, addr net.Addr, caughtUp bool) bool {
+func (f *fastPath) request(data []byte, src netip.AddrPort, caughtUp bool, out *batchConn) bool {
 	u := f.u
-	ua, ok := addr.(*net.UDPAddr)
-	if !ok || u.cfg.handler == nil {
+	if !src.IsValid() || u.cfg.handler == nil {
 		return false
 	}
-	src := ua.AddrPort()
-	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	if !u.trusted(src.Addr()) {
 		return false // 403 and its log line on the usual path
 	}
@@ -158,7 +157,7 @@ func (f *fastPath) request(data []byte, addr net.Addr, caughtUp bool) bool {
 		done := *tx
 		f.mu.Unlock()
 		if done.completed {
-			f.write(&req, src, dst, key, done.code, done.reason, done.extra)
+			f.write(&req, src, dst, key, done.code, done.reason, done.extra, out)
 		}
 		return true // a retransmission (§17.2.2): absorbed
 	}
@@ -177,18 +176,18 @@ func (f *fastPath) request(data []byte, addr net.Addr, caughtUp bool) bool {
 	}
 	if !admitted {
 		u.noteShed(src)
-		f.complete(key, &req, src, dst, 503, reasonPhrase(503), [][2]string{{"Retry-After", strconv.Itoa(OverloadRetryAfter)}})
+		f.complete(key, &req, src, dst, 503, reasonPhrase(503), [][2]string{{"Retry-After", strconv.Itoa(OverloadRetryAfter)}}, out)
 		return true
 	}
 	u.fastIn.Add(1)
 	issued, head := u.seq.issue(key, wireOrderKey(&req), true)
-	handle := func(ctx context.Context) {
+	handle := func(ctx context.Context, out *batchConn) {
 		defer u.leave()
 		defer u.incomingBusy.Add(-1)
 		m := incomingFromWire(&req, src, u.cfg.maxBody)
 		code, reason, extra := u.finalReply(m, u.dispatch(ctx, key, m))
 		u.log.Debug("sip message answered", "source", m.Source, "call_id", m.CallID, "code", code)
-		f.complete(key, &req, src, dst, code, reason, extra)
+		f.complete(key, &req, src, dst, code, reason, extra, out)
 	}
 	// On the read loop only when nothing can make the handler wait (its
 	// turn has come, so claim returns at once, and the handler says it
@@ -196,16 +195,16 @@ func (f *fastPath) request(data []byte, addr net.Addr, caughtUp bool) bool {
 	// with datagrams queued, workers handle them while the loop reads on.
 	if caughtUp && issued && head && u.cfg.inlineReady != nil && u.cfg.inlineReady() {
 		u.fastInline.Add(1)
-		handle(u.readLoopCtx)
+		handle(u.readLoopCtx, out)
 		return true
 	}
-	u.workers.submit(func() { handle(u.ctx) })
+	u.workers.submit(func() { handle(u.ctx, nil) })
 	return true
 }
 
 // complete records the final response of a server transaction, sends it and
-// starts its Timer J.
-func (f *fastPath) complete(key string, req *wireRequest, src, dst netip.AddrPort, code int, reason string, extra [][2]string) {
+// starts its Timer J. out: as for handle (nil off the read loop).
+func (f *fastPath) complete(key string, req *wireRequest, src, dst netip.AddrPort, code int, reason string, extra [][2]string, out *batchConn) {
 	now := time.Now().UnixNano()
 	f.mu.Lock()
 	tx := f.srv[key]
@@ -220,7 +219,7 @@ func (f *fastPath) complete(key string, req *wireRequest, src, dst netip.AddrPor
 		f.sweeper = time.AfterFunc(64*f.u.cfg.callT1+time.Second, f.idleSweep)
 	}
 	f.mu.Unlock()
-	f.write(req, src, dst, key, code, reason, extra)
+	f.write(req, src, dst, key, code, reason, extra, out)
 }
 
 // close stops the sweeper (UA.Close).
@@ -268,8 +267,12 @@ func (f *fastPath) idleSweep() {
 }
 
 // write sends a response to req, the request of the server transaction
-// key.
-func (f *fastPath) write(req *wireRequest, src, dst netip.AddrPort, key string, code int, reason string, extra [][2]string) {
+// key; out, when not nil, sends it with the read loop's next batch.
+func (f *fastPath) write(req *wireRequest, src, dst netip.AddrPort, key string, code int, reason string, extra [][2]string, out *batchConn) {
+	if out != nil {
+		out.queue(appendResponse(out.buffer(), req, src.Addr().String(), int(src.Port()), code, reason, f.toTag(key), f.u.uaString, extra), dst)
+		return
+	}
 	buf := appendResponse(make([]byte, 0, 512), req, src.Addr().String(), int(src.Port()), code, reason, f.toTag(key), f.u.uaString, extra)
 	if _, err := f.pc.WriteToUDPAddrPort(buf, dst); err != nil {
 		f.u.log.Debug("sip respond failed", "code", code, "dest", dst, "error", err)

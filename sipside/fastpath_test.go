@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -369,7 +368,7 @@ func TestFastPathTimerE(t *testing.T) {
 func TestFastPathResponses(t *testing.T) {
 	u := &UA{cfg: defaultConfig(), parser: sip.NewParser(sip.WithHeadersParsers(lenientHeaders()))}
 	f := newFastPath(u, nil)
-	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5060}
+	from := netip.MustParseAddrPort("127.0.0.1:5060")
 	response := func(code int, branch, method string, extra ...string) []byte {
 		return []byte(wire(append([]string{
 			fmt.Sprintf("SIP/2.0 %d %s", code, reasonPhrase(code)),
@@ -384,22 +383,22 @@ func TestFastPathResponses(t *testing.T) {
 	tx := &fastClientTx{interval: u.cfg.callT1, finish: func(res Result, err error) { done <- fastOutcome{res, err} }}
 	f.cli["z9hG4bKknown"] = tx
 
-	if f.handle(response(200, "z9hG4bKunknown", "MESSAGE"), from, false) {
+	if f.handle(response(200, "z9hG4bKunknown", "MESSAGE"), from, false, nil) {
 		t.Error("a response with an unknown branch was consumed")
 	}
-	if f.handle(response(200, "z9hG4bKknown", "INVITE"), from, false) {
+	if f.handle(response(200, "z9hG4bKknown", "INVITE"), from, false, nil) {
 		t.Error("a response to another method was consumed")
 	}
-	if f.handle([]byte("SIP/2.0 200 OK\r\nCSeq: 1 MESSAGE\r\n\r\n"), from, false) {
+	if f.handle([]byte("SIP/2.0 200 OK\r\nCSeq: 1 MESSAGE\r\n\r\n"), from, false, nil) {
 		t.Error("a response without Via was consumed")
 	}
-	if !f.handle(response(180, "z9hG4bKknown", "MESSAGE"), from, false) {
+	if !f.handle(response(180, "z9hG4bKknown", "MESSAGE"), from, false, nil) {
 		t.Error("a provisional response of a transaction was not consumed")
 	}
 	if _, cli := fastCounts(f); cli != 1 || tx.interval != u.cfg.callT2 {
 		t.Errorf("after 180: %d transactions, interval %v", cli, tx.interval)
 	}
-	if !f.handle(response(302, "z9hG4bKknown", "MESSAGE", `Contact: "Juliet" <sip:juliet@192.0.2.20;gr=x>;q=1`), from, false) {
+	if !f.handle(response(302, "z9hG4bKknown", "MESSAGE", `Contact: "Juliet" <sip:juliet@192.0.2.20;gr=x>;q=1`), from, false, nil) {
 		t.Fatal("the final response of a transaction was not consumed")
 	}
 	select {
@@ -411,10 +410,10 @@ func TestFastPathResponses(t *testing.T) {
 	default:
 		t.Error("no outcome")
 	}
-	if f.handle(response(302, "z9hG4bKknown", "MESSAGE"), from, false) {
+	if f.handle(response(302, "z9hG4bKknown", "MESSAGE"), from, false, nil) {
 		t.Error("a retransmitted final response was consumed")
 	}
-	if f.handle([]byte("OPTIONS sip:a@b SIP/2.0\r\n\r\n"), from, false) {
+	if f.handle([]byte("OPTIONS sip:a@b SIP/2.0\r\n\r\n"), from, false, nil) {
 		t.Error("an OPTIONS was consumed")
 	}
 }

@@ -31,57 +31,87 @@ import (
 type udpGuard struct {
 	net.PacketConn
 	u     *UA
-	fast  *fastPath // nil when WithFastPath(false)
-	buf   []byte
+	fast  *fastPath     // nil when WithFastPath(false)
+	batch *batchConn    // nil where datagrams are read one at a time
+	buf   []byte        // without batch
 	ready chan struct{} // closed on the first read: sipgo has pooled the socket
 	once  sync.Once
-	// queued counts the reads in a row that found a datagram waiting
-	// (read loop only).
+	// queued counts the datagrams in a row that were waiting when the loop
+	// came to read them (read loop only).
 	queued int
 }
 
 func newUDPGuard(pc net.PacketConn, u *UA) *udpGuard {
-	return &udpGuard{PacketConn: pc, u: u, buf: make([]byte, 1<<16), ready: make(chan struct{})}
+	g := &udpGuard{PacketConn: pc, u: u, ready: make(chan struct{})}
+	if uc, ok := pc.(*net.UDPConn); ok {
+		g.batch = newBatchConn(uc, 1<<16, func(dst netip.AddrPort, err error) {
+			u.log.Debug("sip respond failed", "dest", dst, "error", err)
+		})
+	}
+	if g.batch == nil {
+		g.buf = make([]byte, 1<<16)
+	}
+	return g
 }
 
 func (g *udpGuard) ReadFrom(b []byte) (int, net.Addr, error) {
 	g.once.Do(func() { close(g.ready) })
 	for {
-		start := time.Now()
-		n, addr, err := g.PacketConn.ReadFrom(g.buf)
+		data, src, waited, err := g.read()
 		if err != nil {
-			return 0, addr, err
+			return 0, nil, err
 		}
 		// A read that had to wait found the socket empty: the loop keeps
 		// up with the senders and may handle datagrams itself
 		// (fastPath.request), a short burst included. Once readBacklog
-		// reads in a row have found one waiting, datagrams queue up: the
-		// loop hands them to workers and reads on until a read waits.
-		if time.Since(start) >= readWaited {
+		// datagrams in a row have been found waiting, datagrams queue up:
+		// the loop hands them to workers and reads on until a read waits.
+		if waited {
 			g.queued = 0
 		} else {
 			g.queued++
 		}
 		caughtUp := g.queued < readBacklog
-		data := g.buf[:n]
 		limit := min(len(b), g.u.limit)
-		if n > limit {
-			g.refuse(data, addr, 513, "Message Too Large")
+		if len(data) > limit {
+			g.refuse(data, src, 513, "Message Too Large")
 			continue
 		}
 		if code, reason := checkDatagram(data); code != 0 {
-			g.refuse(data, addr, code, reason)
+			g.refuse(data, src, code, reason)
 			continue
 		}
-		if g.fast != nil && g.fast.handle(data, addr, caughtUp) {
+		if g.fast != nil && g.fast.handle(data, src, caughtUp, g.batch) {
 			continue
 		}
-		if g.u.overloaded() && g.shed(data, addr) {
+		if g.u.overloaded() && g.shed(data, src) {
 			continue
 		}
-		copy(b, data)
-		return n, addr, nil
+		if g.batch != nil {
+			g.batch.flush() // sipgo may take a while with it
+		}
+		return copy(b, data), net.UDPAddrFromAddrPort(src), nil
 	}
+}
+
+// read returns the next datagram, its source (IPv4-mapped addresses
+// unmapped) and whether the loop had to wait for it.
+func (g *udpGuard) read() (data []byte, src netip.AddrPort, waited bool, err error) {
+	if g.batch != nil {
+		return g.batch.read()
+	}
+	start := time.Now()
+	n, addr, err := g.PacketConn.ReadFrom(g.buf)
+	if err != nil {
+		return nil, src, false, err
+	}
+	if ua, ok := addr.(*net.UDPAddr); ok {
+		src = ua.AddrPort()
+		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	}
+	// A read that finds a datagram queued returns in a few microseconds;
+	// one that parks the goroutine until a datagram arrives takes longer.
+	return g.buf[:n], src, time.Since(start) >= readWaited, nil
 }
 
 // checkDatagram looks at the framing of a request datagram without parsing
@@ -135,14 +165,11 @@ func checkDatagram(data []byte) (int, string) {
 // answers it, so that no request gets two final responses. Untrusted and
 // malformed requests go the usual way (403, 400). It reports whether it
 // answered.
-func (g *udpGuard) shed(data []byte, addr net.Addr) bool {
+func (g *udpGuard) shed(data []byte, src netip.AddrPort) bool {
 	u := g.u
-	ua, ok := addr.(*net.UDPAddr)
-	if !ok || !bytes.HasPrefix(data, []byte("MESSAGE ")) {
+	if !src.IsValid() || !bytes.HasPrefix(data, []byte("MESSAGE ")) {
 		return false
 	}
-	src := ua.AddrPort()
-	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	if !u.trusted(src.Addr()) {
 		return false
 	}
@@ -183,14 +210,11 @@ func (g *udpGuard) writeStateless(req *sip.Request, res *sip.Response, src netip
 
 // refuse answers a datagram that will not reach sipgo. It parses only the
 // start line and headers.
-func (g *udpGuard) refuse(data []byte, addr net.Addr, code int, reason string) {
+func (g *udpGuard) refuse(data []byte, src netip.AddrPort, code int, reason string) {
 	u := g.u
-	ua, ok := addr.(*net.UDPAddr)
-	if !ok {
+	if !src.IsValid() {
 		return
 	}
-	src := ua.AddrPort()
-	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	msg, _, err := u.parser.ParseHeaders(data, false)
 	req, isReq := msg.(*sip.Request)
 	if err != nil || !isReq || req.IsAck() || req.Via() == nil {
