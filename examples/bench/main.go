@@ -414,6 +414,10 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 		if o.profileDir == "" {
 			return p()
 		}
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			logf("profile %s: %v", name, err)
+			return p()
+		}
 		r.saveAllocs(o.profileDir, name+".allocs0")
 		ch := r.profile(o.profileDir, name, o.profileSec)
 		ph := p()
@@ -633,7 +637,10 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 		for _, f := range factors { // every step: what happens far above the limit is the point
 			rate := base * f
 			n := int(rate * o.stepDur.Seconds())
-			p := r.runSX(fmt.Sprintf("step x%.2f", f), pathSXStox, stoxAddr, n, rate, stepPairs, giveUpStep)
+			name := fmt.Sprintf("step x%.2f", f)
+			p := profile(strings.ReplaceAll(name, " ", "-"), func() *Phase {
+				return r.runSX(name, pathSXStox, stoxAddr, n, rate, stepPairs, giveUpStep)
+			})
 			if err := check(p); err != nil {
 				return nil, err
 			}
