@@ -56,6 +56,23 @@ type fastPath struct {
 	cli     map[string]*fastClientTx
 	ticking bool // the timers goroutine runs
 	closed  bool // no sweeper is armed any more
+
+	// Requests QueueMessage held back for FlushMessages, which sends them
+	// several to a system call (sendmmsg) with reqOut, one flusher at a
+	// time. reqOut is nil where the OS has no sendmmsg: requests leave at
+	// once.
+	reqMu    sync.Mutex
+	reqQ     []heldRequest
+	reqSpare []heldRequest
+	flushing bool
+	reqOut   *batchWriter
+	chunk    []heldRequest // being flushed (flusher only)
+}
+
+type heldRequest struct {
+	branch string
+	data   []byte
+	dst    netip.AddrPort
 }
 
 // maxFastServerTx bounds the server transactions the fast path keeps: at
@@ -95,13 +112,61 @@ type fastOutcome struct {
 }
 
 func newFastPath(u *UA, pc *net.UDPConn) *fastPath {
-	return &fastPath{
+	f := &fastPath{
 		u:       u,
 		pc:      pc,
 		tagSeed: maphash.MakeSeed(),
 		srv:     make(map[string]*fastServerTx),
 		cli:     make(map[string]*fastClientTx),
 	}
+	f.reqOut = newBatchWriter(pc, func(i int, dst netip.AddrPort, err error) {
+		f.end(f.chunk[i].branch, Result{}, fmt.Errorf("%w: udp %s: %w", ErrTransport, dst, err))
+	})
+	return f
+}
+
+// hold queues a request that start registered for flushRequests, or
+// reports false when there is no batched sending.
+func (f *fastPath) hold(branch string, data []byte, dst netip.AddrPort) bool {
+	if f.reqOut == nil {
+		return false
+	}
+	f.reqMu.Lock()
+	f.reqQ = append(f.reqQ, heldRequest{branch: branch, data: data, dst: dst})
+	f.reqMu.Unlock()
+	return true
+}
+
+// flushRequests sends the held requests, batchSlots to a system call. A
+// caller that finds another flushing leaves its requests to it: the
+// flusher takes the queue again until it finds it empty.
+func (f *fastPath) flushRequests() {
+	f.reqMu.Lock()
+	if f.flushing || len(f.reqQ) == 0 {
+		f.reqMu.Unlock()
+		return
+	}
+	f.flushing = true
+	for len(f.reqQ) > 0 {
+		q := f.reqQ
+		f.reqQ = f.reqSpare
+		f.reqMu.Unlock()
+		all := q
+		for len(q) > 0 {
+			f.chunk = q[:min(batchSlots, len(q))]
+			for _, r := range f.chunk {
+				f.reqOut.queue(r.data, r.dst)
+			}
+			f.reqOut.flush()
+			q = q[len(f.chunk):]
+		}
+		clear(all)
+		f.chunk = nil
+		f.reqMu.Lock()
+		f.reqSpare = all[:0]
+	}
+	f.flushing = false
+	f.reqMu.Unlock()
 }
 
 // handle takes a datagram from the read loop (after the guard's checks). It
@@ -270,7 +335,7 @@ func (f *fastPath) idleSweep() {
 // key; out, when not nil, sends it with the read loop's next batch.
 func (f *fastPath) write(req *wireRequest, src, dst netip.AddrPort, key string, code int, reason string, extra [][2]string, out *batchConn) {
 	if out != nil {
-		out.queue(appendResponse(out.buffer(), req, src.Addr().String(), int(src.Port()), code, reason, f.toTag(key), f.u.uaString, extra), dst)
+		out.queueBuffer(appendResponse(out.buffer(), req, src.Addr().String(), int(src.Port()), code, reason, f.toTag(key), f.u.uaString, extra), dst)
 		return
 	}
 	buf := appendResponse(make([]byte, 0, 512), req, src.Addr().String(), int(src.Port()), code, reason, f.toTag(key), f.u.uaString, extra)
@@ -361,10 +426,11 @@ func resultOfWire(p *sip.Parser, data []byte, res *wireResponse) Result {
 }
 
 // start registers a client transaction for a MESSAGE already written to
-// data, to dst, and sends it. finish is called exactly once with the final
-// response or the failure, from the read loop, the timers goroutine, a
-// context's AfterFunc or this call: it must not block.
-func (f *fastPath) start(ctx context.Context, branch string, data []byte, dst netip.AddrPort, deadline time.Time, finish func(Result, error)) {
+// data, to dst, and sends it, or holds it for flushRequests (held). finish
+// is called exactly once with the final response or the failure, from the
+// read loop, the timers goroutine, a context's AfterFunc, a flusher or
+// this call: it must not block.
+func (f *fastPath) start(ctx context.Context, branch string, data []byte, dst netip.AddrPort, deadline time.Time, held bool, finish func(Result, error)) {
 	u := f.u
 	now := time.Now()
 	tx := &fastClientTx{
@@ -398,6 +464,9 @@ func (f *fastPath) start(ctx context.Context, branch string, data []byte, dst ne
 		ctxEnd() // the AfterFunc may have run before tx was in the map
 		return
 	}
+	if held && f.hold(branch, data, dst) {
+		return
+	}
 	if _, err := f.pc.WriteToUDPAddrPort(data, dst); err != nil {
 		f.end(branch, Result{}, fmt.Errorf("%w: udp %s: %w", ErrTransport, dst, err))
 	}
@@ -426,7 +495,7 @@ func (tx *fastClientTx) complete(res Result, err error) {
 // send is start that waits for the outcome.
 func (f *fastPath) send(ctx context.Context, branch string, data []byte, dst netip.AddrPort, deadline time.Time) (Result, error) {
 	done := make(chan fastOutcome, 1)
-	f.start(ctx, branch, data, dst, deadline, func(res Result, err error) {
+	f.start(ctx, branch, data, dst, deadline, false, func(res Result, err error) {
 		done <- fastOutcome{res: res, err: err}
 	})
 	o := <-done
@@ -443,6 +512,7 @@ func (f *fastPath) timers() {
 	for {
 		select {
 		case <-tick.C:
+			f.flushRequests() // held requests nobody flushed (QueueMessage)
 		case <-f.u.ctx.Done():
 			// Close: every open transaction ends with ErrClosed.
 			f.mu.Lock()
@@ -533,6 +603,31 @@ func (u *UA) fastRequest(st *startedState, p *prepared, tg target) (branch strin
 // ctx's error, as for SendMessage. It saves the caller a goroutine that
 // waits for the transaction.
 func (u *UA) StartMessage(ctx context.Context, m *OutgoingMessage, done func(Result, error)) bool {
+	return u.startMessage(ctx, m, false, done)
+}
+
+// QueueMessage is StartMessage that may hold the request back until
+// FlushMessages, so that the requests a caller starts together leave
+// several to a system call (sendmmsg, on Linux). A caller calls
+// FlushMessages once it has started the messages it has at hand; a request
+// nobody flushes leaves within T1/4, with the retransmission timers.
+func (u *UA) QueueMessage(ctx context.Context, m *OutgoingMessage, done func(Result, error)) bool {
+	return u.startMessage(ctx, m, true, done)
+}
+
+// FlushMessages sends the requests QueueMessage holds back, from every
+// caller. When another goroutine is sending them, it leaves them to it and
+// returns at once.
+func (u *UA) FlushMessages() {
+	u.mu.Lock()
+	st := u.state
+	u.mu.Unlock()
+	if st != nil && st.fast != nil {
+		st.fast.flushRequests()
+	}
+}
+
+func (u *UA) startMessage(ctx context.Context, m *OutgoingMessage, held bool, done func(Result, error)) bool {
 	tg := u.proxyTarget
 	if m == nil || tg.transport != "UDP" {
 		return false
@@ -567,7 +662,7 @@ func (u *UA) StartMessage(ctx context.Context, m *OutgoingMessage, done func(Res
 		deadline = time.Now().Add(m.Timeout)
 	}
 	u.fastOut.Add(1)
-	st.fast.start(ctx, branch, data, dst, deadline, func(res Result, err error) {
+	st.fast.start(ctx, branch, data, dst, deadline, held, func(res Result, err error) {
 		<-u.slots
 		u.leave()
 		if err == nil {

@@ -628,3 +628,76 @@ func TestFastPathInline(t *testing.T) {
 		t.Errorf("stats %+v, want 3 fast incoming, 1 of them inline", st)
 	}
 }
+
+// QueueMessage holds requests back until FlushMessages sends them, more
+// than one system call's batch included; a request nobody flushes leaves
+// with the next tick of the retransmission timers.
+func TestQueueMessage(t *testing.T) {
+	checkLeaks(t)
+	peer := newRawUDP(t)
+	proxy := WithOutboundProxy(fmt.Sprintf("sip:127.0.0.1:%d", peer.port()))
+	slowTimers := Option(func(c *config) error {
+		c.callT1, c.callT2 = 2*time.Second, 4*time.Second // ticks every 500 ms
+		return nil
+	})
+	u := startUAOn(t, []string{"udp:127.0.0.1:0"}, proxy, slowTimers)
+	const n = batchSlots + 4
+	outcomes := make(chan sendOutcome, n+1)
+	done := func(res Result, err error) { outcomes <- sendOutcome{res, err} }
+	for i := range n {
+		m := messageTo(peer)
+		m.Body = []byte(fmt.Sprintf("message %d", i))
+		if !u.QueueMessage(context.Background(), m, done) {
+			t.Fatalf("QueueMessage declined message %d", i)
+		}
+	}
+	if held := u.Stats().FastOut; held != n {
+		t.Errorf("FastOut %d, want %d", held, n)
+	}
+	u.mu.Lock()
+	batched := u.state.fast.reqOut != nil
+	u.mu.Unlock()
+	if batched {
+		if req, _, _ := peer.readRequest(100*time.Millisecond, nil); req != nil {
+			t.Fatal("a held request left before FlushMessages")
+		}
+	}
+	u.FlushMessages()
+	for i := range n {
+		req, _, from := peer.readRequest(2*time.Second, nil)
+		if req == nil {
+			t.Fatalf("request %d of %d did not arrive", i, n)
+		}
+		if want := fmt.Sprintf("message %d", i); string(req.Body()) != want {
+			t.Errorf("request %d: body %q, want %q", i, req.Body(), want)
+		}
+		peer.respond(req, from, 202)
+	}
+	for i := range n {
+		select {
+		case o := <-outcomes:
+			if o.err != nil || o.res.Code != 202 {
+				t.Fatalf("outcome %d: %+v %v", i, o.res, o.err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("outcome %d of %d missing", i, n)
+		}
+	}
+
+	// Nobody flushes: the timers' tick sends it, before Timer E (2 s).
+	if !u.QueueMessage(context.Background(), messageTo(peer), done) {
+		t.Fatal("declined")
+	}
+	start := time.Now()
+	req, _, from := peer.readRequest(3*time.Second, nil)
+	if req == nil {
+		t.Fatal("an unflushed request never left")
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("the unflushed request left after %v, not at the next tick", d)
+	}
+	peer.respond(req, from, 202)
+	if o := <-outcomes; o.err != nil || o.res.Code != 202 {
+		t.Fatalf("outcome %+v %v", o.res, o.err)
+	}
+}

@@ -23,8 +23,7 @@ import (
 //
 // Only the read loop uses it.
 type batchConn struct {
-	rc syscall.RawConn
-	v6 bool // an AF_INET6 socket: IPv4 destinations as mapped addresses
+	batchWriter
 
 	// reading: n datagrams read, next is the next to hand out
 	in      []mmsghdr
@@ -32,15 +31,22 @@ type batchConn struct {
 	inName  []unix.RawSockaddrInet6 // large enough for either family
 	inBuf   [][]byte
 	n, next int
+}
 
-	// sending: nOut datagrams queued
+// batchWriter sends queued datagrams with sendmmsg(2). One goroutine at a
+// time uses it.
+type batchWriter struct {
+	rc syscall.RawConn
+	v6 bool // an AF_INET6 socket: IPv4 destinations as mapped addresses
+
 	out     []mmsghdr
 	outIov  []unix.Iovec
 	outName []unix.RawSockaddrInet6
-	outBuf  [][]byte
+	outBuf  [][]byte // buffers for queueBuffer, reused
 	nOut    int
-	// dropped counts datagrams sendmmsg refused (logged by the caller)
-	sendErr func(dst netip.AddrPort, err error)
+	// sendErr hears of each datagram that could not be sent, with its
+	// index in the batch (counting from the last flush).
+	sendErr func(i int, dst netip.AddrPort, err error)
 }
 
 // mmsghdr is struct mmsghdr: Go's alignment pads it as C does.
@@ -54,7 +60,34 @@ const batchSlots = 16
 
 // newBatchConn returns nil when the socket cannot be read in batches.
 // size is the largest datagram to read whole.
-func newBatchConn(uc *net.UDPConn, size int, sendErr func(netip.AddrPort, error)) *batchConn {
+func newBatchConn(uc *net.UDPConn, size int, sendErr func(int, netip.AddrPort, error)) *batchConn {
+	w := newBatchWriter(uc, sendErr)
+	if w == nil {
+		return nil
+	}
+	c := &batchConn{
+		batchWriter: *w,
+		in:          make([]mmsghdr, batchSlots),
+		inIov:       make([]unix.Iovec, batchSlots),
+		inName:      make([]unix.RawSockaddrInet6, batchSlots),
+		inBuf:       make([][]byte, batchSlots),
+	}
+	for i := range c.in {
+		c.inBuf[i] = make([]byte, size)
+		c.inIov[i].Base = &c.inBuf[i][0]
+		c.inIov[i].SetLen(size)
+		c.in[i].hdr.Iov = &c.inIov[i]
+		c.in[i].hdr.SetIovlen(1)
+		c.in[i].hdr.Name = (*byte)(unsafe.Pointer(&c.inName[i]))
+	}
+	return c
+}
+
+// newBatchWriter returns nil when the socket cannot be written in batches.
+func newBatchWriter(uc *net.UDPConn, sendErr func(int, netip.AddrPort, error)) *batchWriter {
+	if uc == nil {
+		return nil
+	}
 	rc, err := uc.SyscallConn()
 	if err != nil {
 		return nil
@@ -72,32 +105,22 @@ func newBatchConn(uc *net.UDPConn, size int, sendErr func(netip.AddrPort, error)
 	}); err != nil || family == 0 {
 		return nil
 	}
-	c := &batchConn{
+	w := &batchWriter{
 		rc:      rc,
 		v6:      family == unix.AF_INET6,
-		in:      make([]mmsghdr, batchSlots),
-		inIov:   make([]unix.Iovec, batchSlots),
-		inName:  make([]unix.RawSockaddrInet6, batchSlots),
-		inBuf:   make([][]byte, batchSlots),
 		out:     make([]mmsghdr, batchSlots),
 		outIov:  make([]unix.Iovec, batchSlots),
 		outName: make([]unix.RawSockaddrInet6, batchSlots),
 		outBuf:  make([][]byte, batchSlots),
 		sendErr: sendErr,
 	}
-	for i := range c.in {
-		c.inBuf[i] = make([]byte, size)
-		c.inIov[i].Base = &c.inBuf[i][0]
-		c.inIov[i].SetLen(size)
-		c.in[i].hdr.Iov = &c.inIov[i]
-		c.in[i].hdr.SetIovlen(1)
-		c.in[i].hdr.Name = (*byte)(unsafe.Pointer(&c.inName[i]))
-		c.out[i].hdr.Iov = &c.outIov[i]
-		c.out[i].hdr.SetIovlen(1)
-		c.out[i].hdr.Name = (*byte)(unsafe.Pointer(&c.outName[i]))
-		c.outBuf[i] = make([]byte, 0, 512)
+	for i := range w.out {
+		w.out[i].hdr.Iov = &w.outIov[i]
+		w.out[i].hdr.SetIovlen(1)
+		w.out[i].hdr.Name = (*byte)(unsafe.Pointer(&w.outName[i]))
+		w.outBuf[i] = make([]byte, 0, 512)
 	}
-	return c
+	return w
 }
 
 // read returns the next datagram and its source, reading a batch when the
@@ -139,22 +162,33 @@ func (c *batchConn) read() (data []byte, src netip.AddrPort, waited bool, err er
 	return c.inBuf[i][:c.in[i].len], sockaddrPort(&c.inName[i]), waited, nil
 }
 
-// buffer returns an empty buffer for the next datagram to queue.
-func (c *batchConn) buffer() []byte {
+// buffer returns an empty buffer for the next datagram to queue with
+// queueBuffer.
+func (c *batchWriter) buffer() []byte {
 	if c.nOut == len(c.out) {
 		c.flush()
 	}
 	return c.outBuf[c.nOut][:0]
 }
 
-// queue adds b, which buffer returned, to the datagrams to send at the
-// next flush.
-func (c *batchConn) queue(b []byte, dst netip.AddrPort) {
+// queueBuffer queues b, which buffer returned (and append may have
+// grown), to send at the next flush. Its array is reused after that.
+func (c *batchWriter) queueBuffer(b []byte, dst netip.AddrPort) {
 	if c.nOut == len(c.out) {
 		c.flush() // b was not from buffer: it is not overwritten
 	}
+	c.outBuf[c.nOut] = b[:0]
+	c.queue(b, dst)
+}
+
+// queue adds b to the datagrams to send at the next flush, flushing first
+// when the batch is full. b must not change until then; it is not kept
+// after it.
+func (c *batchWriter) queue(b []byte, dst netip.AddrPort) {
+	if c.nOut == len(c.out) {
+		c.flush()
+	}
 	i := c.nOut
-	c.outBuf[i] = b[:0] // keep a grown buffer
 	c.outIov[i].Base = unsafe.SliceData(b)
 	c.outIov[i].SetLen(len(b))
 	c.out[i].hdr.Namelen = c.putSockaddr(&c.outName[i], dst)
@@ -162,7 +196,7 @@ func (c *batchConn) queue(b []byte, dst netip.AddrPort) {
 }
 
 // flush sends the queued datagrams.
-func (c *batchConn) flush() {
+func (c *batchWriter) flush() {
 	sent := 0
 	for sent < c.nOut {
 		var r uintptr
@@ -184,21 +218,24 @@ func (c *batchConn) flush() {
 			sent += int(r)
 		}
 	}
+	for i := range c.nOut {
+		c.outIov[i].Base = nil // let the sent datagrams go
+	}
 	c.nOut = 0
 }
 
-func (c *batchConn) failed(from, to int, err error) {
+func (c *batchWriter) failed(from, to int, err error) {
 	if c.sendErr == nil {
 		return
 	}
 	for i := from; i < to; i++ {
-		c.sendErr(sockaddrPort(&c.outName[i]), err)
+		c.sendErr(i, sockaddrPort(&c.outName[i]), err)
 	}
 }
 
 // putSockaddr writes dst into sa in the socket's family and returns its
 // length.
-func (c *batchConn) putSockaddr(sa *unix.RawSockaddrInet6, dst netip.AddrPort) uint32 {
+func (c *batchWriter) putSockaddr(sa *unix.RawSockaddrInet6, dst netip.AddrPort) uint32 {
 	a := dst.Addr()
 	if !c.v6 && a.Is4In6() {
 		a = a.Unmap()

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-func listenBatch(t *testing.T, network, addr string, sendErr func(netip.AddrPort, error)) (*net.UDPConn, *batchConn) {
+func listenBatch(t *testing.T, network, addr string, sendErr func(int, netip.AddrPort, error)) (*net.UDPConn, *batchConn) {
 	t.Helper()
 	pc, err := net.ListenPacket(network, addr)
 	if err != nil {
@@ -111,7 +111,7 @@ func TestBatchConnRead(t *testing.T) {
 // not keep the others back.
 func TestBatchConnSend(t *testing.T) {
 	var failed []netip.AddrPort
-	_, c := listenBatch(t, "udp4", "127.0.0.1:0", func(dst netip.AddrPort, err error) {
+	_, c := listenBatch(t, "udp4", "127.0.0.1:0", func(_ int, dst netip.AddrPort, err error) {
 		failed = append(failed, dst)
 	})
 	a, b := udpPeer(t, "udp4", "127.0.0.1:0"), udpPeer(t, "udp4", "127.0.0.1:0")
@@ -120,10 +120,10 @@ func TestBatchConnSend(t *testing.T) {
 	const n = batchSlots + 3
 	for i := range n {
 		if i == 5 {
-			c.queue(append(c.buffer(), "unsendable"...), v6)
+			c.queueBuffer(append(c.buffer(), "unsendable"...), v6)
 		}
 		to := peers[i%2].LocalAddr().(*net.UDPAddr).AddrPort()
-		c.queue(append(c.buffer(), fmt.Sprintf("response %d", i)...), to)
+		c.queueBuffer(append(c.buffer(), fmt.Sprintf("response %d", i)...), to)
 	}
 	c.flush()
 	if len(failed) != 1 || failed[0] != v6 {
@@ -167,7 +167,7 @@ func TestBatchConnDualStack(t *testing.T) {
 	if want := peer.LocalAddr().(*net.UDPAddr).AddrPort(); src != want {
 		t.Fatalf("source %v, want %v", src, want)
 	}
-	c.queue(append(c.buffer(), "back"...), src)
+	c.queueBuffer(append(c.buffer(), "back"...), src)
 	c.flush()
 	buf := make([]byte, 10)
 	_ = peer.SetReadDeadline(time.Now().Add(2 * time.Second))

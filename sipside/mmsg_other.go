@@ -9,16 +9,24 @@ import (
 
 // batchConn is Linux's recvmmsg and sendmmsg (mmsg_linux.go); elsewhere the
 // read loop reads and writes one datagram at a time.
-type batchConn struct{}
+type batchConn struct{ batchWriter }
 
-func newBatchConn(*net.UDPConn, int, func(netip.AddrPort, error)) *batchConn { return nil }
+type batchWriter struct{}
+
+func newBatchConn(*net.UDPConn, int, func(int, netip.AddrPort, error)) *batchConn { return nil }
+
+func newBatchWriter(*net.UDPConn, func(int, netip.AddrPort, error)) *batchWriter { return nil }
 
 func (c *batchConn) read() ([]byte, netip.AddrPort, bool, error) {
 	panic("sipside: batchConn without recvmmsg")
 }
 
-func (c *batchConn) buffer() []byte { panic("sipside: batchConn without sendmmsg") }
+func (c *batchWriter) buffer() []byte { panic("sipside: batchWriter without sendmmsg") }
 
-func (c *batchConn) queue([]byte, netip.AddrPort) { panic("sipside: batchConn without sendmmsg") }
+func (c *batchWriter) queueBuffer([]byte, netip.AddrPort) {
+	panic("sipside: batchWriter without sendmmsg")
+}
 
-func (c *batchConn) flush() {}
+func (c *batchWriter) queue([]byte, netip.AddrPort) { panic("sipside: batchWriter without sendmmsg") }
+
+func (c *batchWriter) flush() {}

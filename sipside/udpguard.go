@@ -44,7 +44,7 @@ type udpGuard struct {
 func newUDPGuard(pc net.PacketConn, u *UA) *udpGuard {
 	g := &udpGuard{PacketConn: pc, u: u, ready: make(chan struct{})}
 	if uc, ok := pc.(*net.UDPConn); ok {
-		g.batch = newBatchConn(uc, 1<<16, func(dst netip.AddrPort, err error) {
+		g.batch = newBatchConn(uc, 1<<16, func(_ int, dst netip.AddrPort, err error) {
 			u.log.Debug("sip respond failed", "dest", dst, "error", err)
 		})
 	}
