@@ -29,6 +29,14 @@ type sipStarter interface {
 	StartMessage(ctx context.Context, m *sipside.OutgoingMessage, done func(sipside.Result, error)) bool
 }
 
+// sipQueuer is what a sipStarter may offer besides (sipside.UA does):
+// start a MESSAGE whose request may wait for FlushMessages, so that the
+// messages a session starts together leave several to a system call.
+type sipQueuer interface {
+	QueueMessage(ctx context.Context, m *sipside.OutgoingMessage, done func(sipside.Result, error)) bool
+	FlushMessages()
+}
+
 // Config holds what the gateway needs; zero durations and limits take the
 // defaults documented on each field.
 type Config struct {
@@ -130,6 +138,7 @@ type Gateway struct {
 	addr  *mapping.Addressing
 	sip   SIPSender
 	start sipStarter // sip, when it is one; else nil
+	queue sipQueuer  // sip, when it is one; else nil
 	log   *slog.Logger
 	now   func() time.Time
 	newID func() string
@@ -180,6 +189,7 @@ func New(cfg Config, sip SIPSender, opts ...Option) (*Gateway, error) {
 	g.senders = newSenderPool(senderIdle, g.ctx.Done(), &g.wg)
 	g.iqs = g.builtinIQHandlers()
 	g.start, _ = sip.(sipStarter)
+	g.queue, _ = sip.(sipQueuer)
 	if cs, ok := sip.(CallSender); ok && cfg.Chat.Listener != nil {
 		g.chats = newChats(g, cs, cfg.Chat)
 	}

@@ -109,8 +109,19 @@ func (g *Gateway) deliver(ctx context.Context, o *outgoing) {
 // waits for it, when the SIP side can (sipStarter): then stopped is called
 // once with the outcome, from the SIP side's goroutine, and must not block;
 // the caller passes the outcome to delivered. It reports whether it started.
+// With a sipQueuer the request may wait for flushStarted.
 func (g *Gateway) startDeliver(ctx context.Context, o *outgoing, stopped func(sipside.Result, error)) bool {
+	if g.queue != nil {
+		return g.queue.QueueMessage(ctx, g.sipMessage(o), stopped)
+	}
 	return g.start != nil && g.start.StartMessage(ctx, g.sipMessage(o), stopped)
+}
+
+// flushStarted sends the requests startDeliver held back.
+func (g *Gateway) flushStarted() {
+	if g.queue != nil {
+		g.queue.FlushMessages()
+	}
 }
 
 func (g *Gateway) sipMessage(o *outgoing) *sipside.OutgoingMessage {

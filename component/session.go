@@ -103,8 +103,9 @@ type Session struct {
 	quit chan time.Duration // stop request with its grace
 
 	dests   map[string]*destQueue
-	pending int // queued in dests, not yet in flight (loop-owned)
-	busy    int // in flight
+	pending int  // queued in dests, not yet in flight (loop-owned)
+	busy    int  // in flight
+	started bool // startDeliver held a request back (flush)
 	ctx     context.Context
 	cancel  context.CancelFunc
 	sends   sync.WaitGroup
@@ -212,9 +213,19 @@ func (s *Session) run() {
 				return
 			}
 		}
+		s.flush()
 		if s.pending == 0 && s.busy == 0 {
 			idle.Reset(s.g.cfg.SessionIdle)
 		}
+	}
+}
+
+// flush sends the requests the loop started since the last flush
+// (Gateway.startDeliver), together.
+func (s *Session) flush() {
+	if s.started {
+		s.started = false
+		s.g.flushStarted()
 	}
 }
 
@@ -259,6 +270,7 @@ func (s *Session) kick(dest string, d *destQueue) {
 	if s.g.startDeliver(s.ctx, o, func(res sipside.Result, err error) {
 		s.post(ended{dest: dest, o: o, res: res, err: err})
 	}) {
+		s.started = true
 		return
 	}
 	s.g.senders.run(func() {
@@ -277,6 +289,7 @@ func (s *Session) shutdown(grace time.Duration) {
 	deadline := time.NewTimer(grace)
 	defer deadline.Stop()
 	for s.pending+s.busy > 0 {
+		s.flush()
 		select {
 		case r := <-s.done:
 			s.finished(r)
