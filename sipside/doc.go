@@ -80,6 +80,13 @@
 // The same checks, limits (WithMaxIncoming, WithMaxMessageBody,
 // WithTrusted), conversation order and responses apply on both paths.
 //
+// On Linux the UDP read loop reads datagrams in batches (recvmmsg) and
+// sends the responses it writes itself (absorbed retransmissions, 503s
+// while overloaded, the 202s of MESSAGEs handled on the loop) in one
+// sendmmsg after each batch (mmsg_linux.go); QueueMessage and
+// FlushMessages let a caller send the MESSAGEs it starts together the same
+// way. Elsewhere each datagram is a system call of its own.
+//
 // # Event subscriptions (RFC 6665, RFC 3856)
 //
 // SUBSCRIBE (WithSubscribeHandler) is checked before the handler: an event
