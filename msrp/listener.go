@@ -86,6 +86,11 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 // connection only when it comes from that port: an active session whose
 // URI names this listener must connect from it, or the relay's frames come
 // back on a new connection that the session is not bound to (RFC 4976 s6).
+//
+// Use it only where a relay needs it: TCP allows one connection per pair of
+// addresses, so a second connection from the listening port to the same
+// host:port fails (EADDRNOTAVAIL on Linux) while an earlier one lasts or
+// is still closing, as when a client takes all its sessions on one port.
 func (l *Listener) Dialer() *net.Dialer {
 	if !reusable || !l.reusable {
 		return &net.Dialer{}
