@@ -415,11 +415,20 @@ func (c *chat) establish() error {
 	if err != nil {
 		return fail(err)
 	}
-	// Connect from the listener's port: a relay delivers the peer's frames
-	// to the address in our URI (msrp.Listener.Dialer).
 	// Success REPORTs wait for the XMPP user's receipt (CHAT-42).
-	ms, err := msrp.Dial(ctx, local, remote, msrp.WithHandler(c.handler()), msrp.WithLogger(c.log),
-		msrp.WithDialer(e.cfg.Listener.Dialer()), msrp.WithManualSuccessReports())
+	opts := []msrp.Option{msrp.WithHandler(c.handler()), msrp.WithLogger(c.log), msrp.WithManualSuccessReports()}
+	if len(remote) > 1 {
+		// Through a relay (RFC 4976), connect from the listener's port: the
+		// relay delivers the peer's frames to the address in our URI
+		// (msrp.Listener.Dialer). A peer without relays answers on the
+		// connection we open, so it gets one from a port of its own: one
+		// from the listener's port would need the same two addresses as an
+		// earlier session's connection to a client that takes every session
+		// on one port (while that connection lasts, or is still closing),
+		// and connect would fail with EADDRNOTAVAIL.
+		opts = append(opts, msrp.WithDialer(e.cfg.Listener.Dialer()))
+	}
+	ms, err := msrp.Dial(ctx, local, remote, opts...)
 	if err != nil {
 		return fail(err)
 	}

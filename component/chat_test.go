@@ -999,6 +999,40 @@ func TestChatPeerBye(t *testing.T) {
 	}
 }
 
+// TestChatOnePeerPort: romeo's client takes all its sessions on one MSRP
+// port, as clients do (the session-id in the path tells them apart, RFC
+// 4975 §6.1). Two XMPP users chat with him at once, and both sessions come
+// up: the gateway connects to a peer without relays from a port of its
+// own, not from its listener's, or the second connection would need the
+// very addresses (both ends) the first one holds, and connect fails
+// (EADDRNOTAVAIL). The same happens when a session follows one whose
+// connection is still closing (TestChatPeerBye on a busy machine).
+func TestChatOnePeerPort(t *testing.T) {
+	checkChatLeaks(t)
+	r := newChatRig(t, ChatConfig{Mode: ChatModeMSRP})
+	first := r.up("th-1")
+	const nurseFull = "nurse@example.com/kitchen"
+	r.in(fmt.Sprintf(`<message type='chat' from='%s' to='%s' id='n1'><body>from the nurse</body><thread>th-2</thread></message>`, nurseFull, romeoJID))
+	if inv := r.peer.invite(); inv.Dialog.CallID != "th-2" {
+		t.Errorf("Call-ID %q", inv.Dialog.CallID)
+	}
+	second := r.peer.session()
+	if m := second.text(t); string(m.Body) != "from the nurse" {
+		t.Errorf("message %q", m.Body)
+	}
+	second.sendText(t, "hello nurse")
+	if e := r.chatStanza(nurseFull, "th-2"); bodyOf(e) != "hello nurse" {
+		t.Errorf("stanza %s", e)
+	}
+	first.sendText(t, "still here")
+	if e := r.chatStanza(julietFull, "th-1"); bodyOf(e) != "still here" {
+		t.Errorf("stanza %s", e)
+	}
+	if n := r.g.chats.count(); n != 2 {
+		t.Errorf("%d chats, want 2", n)
+	}
+}
+
 // TestChatMSRPLost: the MSRP connection fails -> <gone/> and BYE (CHAT-62).
 func TestChatMSRPLost(t *testing.T) {
 	checkChatLeaks(t)
