@@ -272,9 +272,17 @@ func (e *chatEngine) route(e2 *Element, xm mapping.XMPPMessage) bool {
 		if safeCallID(xm.Thread) {
 			c.thread = xm.Thread // CHAT-01d
 		}
+		// The first message is queued before the session's goroutine
+		// starts: a setup that fails at once must find it there, to send
+		// it in page mode or answer it (setupFailed), not refuse it as
+		// sent to a session that has ended. No one else sees c yet, so
+		// offer neither blocks nor answers.
+		c.offer(out, xm.From)
 		e.chats[key] = c
 		e.wg.Add(1)
 		go c.runOutbound()
+		e.mu.Unlock()
+		return true
 	}
 	e.mu.Unlock()
 	c.offer(out, xm.From)

@@ -897,6 +897,61 @@ func TestChatFallbackToPageMode(t *testing.T) {
 	r.waitNoChats()
 }
 
+// refusingSIP answers every INVITE 488 at once, without a network, and
+// records page-mode MESSAGEs as chatSIP does.
+type refusingSIP struct{ msgs chan *sipside.OutgoingMessage }
+
+func (s *refusingSIP) SendMessage(_ context.Context, m *sipside.OutgoingMessage) (sipside.Result, error) {
+	s.msgs <- m
+	return sipside.Result{Code: 202, Reason: "Accepted"}, nil
+}
+
+func (s *refusingSIP) Invite(context.Context, *sipside.OutgoingInvite) (*sipside.Call, sipside.InviteResult, error) {
+	return nil, sipside.InviteResult{Result: sipside.Result{Code: 488, Reason: "Not Acceptable Here"}}, nil
+}
+
+// TestChatFallbackAtOnce: a setup that fails before the dispatcher has
+// moved on still finds the message that opened the session, and sends it
+// in page mode (CHAT-00), never refusing it as sent to a session that has
+// ended. Many users at once, so that some setups win that race.
+func TestChatFallbackAtOnce(t *testing.T) {
+	checkChatLeaks(t)
+	addr, err := mapping.NewAddressing(mapping.AddressingConfig{
+		Component: "sip.example.com", ServedDomains: []string{"example.com"}, ForeignDomains: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const users = 200
+	sip := &refusingSIP{msgs: make(chan *sipside.OutgoingMessage, users)}
+	h := &harness{t: t, out: make(chan *Element, users)}
+	g, err := New(Config{
+		Component: "sip.example.com", Server: "127.0.0.1:1", Secret: "s", Addressing: addr,
+		SendTimeout: 5 * time.Second, Chat: ChatConfig{Mode: ChatModeMSRP, Listener: listenMSRP(t)},
+	}, sip, WithLogger(chatLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.g = g
+	h.connect()
+	t.Cleanup(func() { g.Close(time.Second) })
+	for i := range users {
+		h.in(fmt.Sprintf(`<message type='chat' from='u%d@example.com/r' to='%s' id='m%d'><body>%d</body></message>`, i, romeoJID, i, i))
+	}
+	got := make(map[string]bool)
+	for len(got) < users {
+		select {
+		case m := <-sip.msgs:
+			got[string(m.Body)] = true
+		case e := <-h.out:
+			t.Fatalf("stanza %s, want every message in page mode", e)
+		case <-time.After(waitLong):
+			t.Fatalf("%d of %d messages in page mode", len(got), users)
+		}
+	}
+	h.none()
+}
+
 // TestChatSetupRefused: other failures answer each queued text message
 // with the RFC 7247 condition (ERR-04); chat states are dropped.
 func TestChatSetupRefused(t *testing.T) {
