@@ -493,7 +493,12 @@ func (c *chat) run() {
 	c.mu.Unlock()
 	idle := time.NewTimer(c.e.cfg.Idle)
 	defer idle.Stop()
-	c.flush()
+	// What was queued during setup, and what comes while it goes out,
+	// may end with <gone/> as well as anything later.
+	if c.flush() {
+		c.end("gone", true, false, chatDrain)
+		return
+	}
 	for {
 		select {
 		case <-c.kick:

@@ -72,8 +72,9 @@ type chatPeer struct {
 	caller *sipside.UA
 	lis    *msrp.Listener
 
-	invites chan *sipside.IncomingInvite
-	calls   chan *peerCall
+	invites  chan *sipside.IncomingInvite
+	calls    chan *peerCall
+	answered chan *peerCall // every session romeo answered 200, before his call is up
 
 	mu       sync.Mutex
 	answer   peerAnswer
@@ -87,10 +88,11 @@ type peerCall struct {
 	ms      *msrp.Session
 	msgs    chan *msrp.Message
 	reports chan *msrp.Report
+	settled chan *sipside.Call // romeo's answer: the call once acknowledged, or nil
 }
 
 func newPeerCall() *peerCall {
-	return &peerCall{msgs: make(chan *msrp.Message, 100), reports: make(chan *msrp.Report, 100)}
+	return &peerCall{msgs: make(chan *msrp.Message, 100), reports: make(chan *msrp.Report, 100), settled: make(chan *sipside.Call, 1)}
 }
 
 func (pc *peerCall) handler() msrp.Handler {
@@ -157,11 +159,14 @@ func (p *chatPeer) handle(ctx context.Context, inv *sipside.IncomingInvite) sips
 		return sipside.InviteReply{Code: 500}
 	}
 	pc.ms = ms
+	p.answered <- pc
 	return sipside.InviteReply{Code: 200, Body: answer, Then: func(c *sipside.Call) {
 		if c == nil {
+			pc.settled <- nil
 			return // the listener closes ms
 		}
 		pc.call = c
+		pc.settled <- c
 		p.calls <- pc
 	}}
 }
@@ -201,6 +206,25 @@ func (p *chatPeer) session() *peerCall {
 		return pc
 	case <-time.After(waitLong):
 		p.t.Fatal("no session at the SIP user")
+		return nil
+	}
+}
+
+// answeredSession returns the next session romeo answered 200, once the gateway's
+// MSRP connection is bound, whether or not his call came up: a BYE that
+// overtakes the ACK in his stack leaves none (see peerCall.settled).
+func (p *chatPeer) answeredSession() *peerCall {
+	p.t.Helper()
+	select {
+	case pc := <-p.answered:
+		select {
+		case <-pc.ms.Bound():
+		case <-time.After(waitLong):
+			p.t.Fatal("the gateway never connected to the SIP user's MSRP path")
+		}
+		return pc
+	case <-time.After(waitLong):
+		p.t.Fatal("the SIP user answered no session")
 		return nil
 	}
 }
@@ -409,7 +433,7 @@ func listenMSRP(t *testing.T) *msrp.Listener {
 // is set here). Call checkChatLeaks first.
 func newChatRig(t *testing.T, cc ChatConfig) *chatRig {
 	t.Helper()
-	p := &chatPeer{t: t, invites: make(chan *sipside.IncomingInvite, 16), calls: make(chan *peerCall, 16)}
+	p := &chatPeer{t: t, invites: make(chan *sipside.IncomingInvite, 16), calls: make(chan *peerCall, 16), answered: make(chan *peerCall, 16)}
 	p.lis = listenMSRP(t)
 	p.callee = startChatUA(t, sipside.WithDomain("example.net"), sipside.WithInviteHandler(p.handle))
 
@@ -1031,6 +1055,41 @@ func TestChatGoneSendsBye(t *testing.T) {
 	r.waitNoChats()
 	r.none()
 	pc.noMessage(t)
+}
+
+// TestChatGoneDuringSetup: her <gone/> while the session is still being
+// set up ends it as soon as it is up (CHAT-60b): what she sent before goes
+// out first, then the BYE.
+func TestChatGoneDuringSetup(t *testing.T) {
+	checkChatLeaks(t)
+	r := newChatRig(t, ChatConfig{Mode: ChatModeMSRP})
+	gate := make(chan struct{})
+	r.peer.setAnswer(peerAnswer{gate: gate})
+	r.say("m1", "good night", "<thread>th-gs</thread>")
+	r.peer.invite()
+	r.state("gone")
+	close(gate)
+	pc := r.peer.answeredSession()
+	if m := pc.text(t); string(m.Body) != "good night" {
+		t.Errorf("message %q", m.Body)
+	}
+	// The BYE follows the ACK so closely that romeo's stack may take it
+	// first: then no call comes of his 200 (nil), which is the end too.
+	select {
+	case c := <-pc.settled:
+		if c != nil {
+			pc.ended(t, sipside.EndBye)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("the SIP user's 200 was neither acknowledged nor ended")
+	}
+	select {
+	case <-pc.ms.Done():
+	case <-time.After(waitLong):
+		t.Fatal("the gateway kept the MSRP session")
+	}
+	r.waitNoChats()
+	r.none()
 }
 
 // TestChatPeerBye: romeo's BYE -> <gone/> with the thread (CHAT-60a);
