@@ -255,6 +255,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 			return nil
 		}
 		s.kill()
+		if werr := s.writeFailure(); werr != nil {
+			err = fmt.Errorf("a write failed: %w (then: %w)", werr, err)
+		}
 		g.log.Warn("component stream lost; reconnecting", "err", err, "retry_in", backoff)
 		if !sleepCtx(ctx, jitter(backoff, 25)) {
 			return nil

@@ -341,3 +341,64 @@ func TestOutboxWaitersAllProceed(t *testing.T) {
 		t.Fatalf("written %d bytes, want %d", got, want)
 	}
 }
+
+// A write that waits sets the write deadline; tryWrite, which never waits,
+// must not fail once that deadline has passed. It did: a stream lost
+// every PingInterval, from timeout after the ping's write until the next
+// ping, whenever a stanza went out in between (seen in the presence bench).
+func TestTryWriteAfterDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := <-accepted
+	defer peer.Close()
+	s := &stream{conn: c, timeout: 50 * time.Millisecond}
+	defer s.kill()
+	if err := s.write([]byte("<iq/>")); err != nil { // sets the deadline
+		t.Fatal(err)
+	}
+	time.Sleep(120 * time.Millisecond)
+	if n, err := s.tryWrite([]byte("<message/>")); err != nil || n != len("<message/>") {
+		t.Fatalf("tryWrite after the deadline of an earlier write: %d, %v", n, err)
+	}
+	if err := s.writeBuffers([][]byte{[]byte("<a/>"), []byte("<b/>")}); err != nil {
+		t.Fatal(err)
+	}
+	_ = peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+	want := "<iq/><message/><a/><b/>"
+	got := make([]byte, 0, len(want))
+	buf := make([]byte, 64)
+	for len(got) < len(want) {
+		n, err := peer.Read(buf)
+		if err != nil {
+			t.Fatalf("peer read %q: %v", got, err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if string(got) != want {
+		t.Fatalf("peer got %q, want %q", got, want)
+	}
+	// A write that breaks the stream is kept for the supervisor's log line:
+	// the reader only sees the connection closed.
+	if err := s.writeFailure(); err != nil {
+		t.Fatalf("writeFailure %v before any failure", err)
+	}
+	_ = c.Close()
+	if _, err := s.tryWrite([]byte("<message/>")); err == nil {
+		t.Fatal("tryWrite on a closed connection: no error")
+	}
+	if err := s.writeFailure(); err == nil {
+		t.Fatal("the failed write was not kept")
+	}
+}

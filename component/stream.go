@@ -39,6 +39,9 @@ type stream struct {
 	// tryWrite, or when conn has none).
 	raw     syscall.RawConn
 	rawDone bool
+	// failed is the write error that broke the stream (under mu): the
+	// reader then sees only that the connection was closed.
+	failed error
 }
 
 // handshakeToken is lowercase-hex(SHA-1(streamID || secret)) (XEP-0114 s3, TV-14).
@@ -115,10 +118,26 @@ func (s *stream) write(b []byte) error {
 func (s *stream) writeLocked(b []byte) error {
 	s.deadlineLocked()
 	if _, err := s.conn.Write(b); err != nil {
-		_ = s.conn.Close()
-		return fmt.Errorf("%w: %v", ErrNotConnected, err)
+		return s.breakLocked(err)
 	}
 	return nil
+}
+
+// breakLocked closes the connection after a failed write and returns the
+// error to report.
+func (s *stream) breakLocked(err error) error {
+	if s.failed == nil {
+		s.failed = err
+	}
+	_ = s.conn.Close()
+	return fmt.Errorf("%w: %v", ErrNotConnected, err)
+}
+
+// writeFailure is the write error that broke the stream, if one did.
+func (s *stream) writeFailure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed
 }
 
 // writeBuffers is write for several stanzas at once (one writev).
@@ -128,8 +147,7 @@ func (s *stream) writeBuffers(bufs [][]byte) error {
 	s.deadlineLocked()
 	nb := net.Buffers(bufs)
 	if _, err := nb.WriteTo(s.conn); err != nil {
-		_ = s.conn.Close()
-		return fmt.Errorf("%w: %v", ErrNotConnected, err)
+		return s.breakLocked(err)
 	}
 	return nil
 }
@@ -163,10 +181,12 @@ func (s *stream) tryWrite(b []byte) (int, error) {
 		}
 		return len(b), nil
 	}
+	// writeNow never waits, but the poller refuses any write once the
+	// deadline an earlier waiting write set has passed: keep it ahead.
+	s.deadlineLocked()
 	n, err := writeNow(s.raw, b)
 	if err != nil {
-		_ = s.conn.Close()
-		return n, fmt.Errorf("%w: %v", ErrNotConnected, err)
+		return n, s.breakLocked(err)
 	}
 	return n, nil
 }
