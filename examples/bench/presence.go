@@ -922,10 +922,18 @@ func (e *presEnv) fanout(ctx context.Context, n, users int, userOf func(int) int
 	before := e.snap()
 	sent := int64(0)
 	var buf []byte
+	stuck := false // NOTIFYs stopped coming (a lost stream, say): send the rest at once
 	for u := range users {
-		for {
-			if sent-(l.withBody.Load()-before.bodies) < int64(e.o.presWindow) || ctx.Err() != nil {
+		last, lastAt := l.withBody.Load(), time.Now()
+		for !stuck {
+			got := l.withBody.Load()
+			if sent-(got-before.bodies) < int64(e.o.presWindow) || ctx.Err() != nil {
 				break
+			}
+			if got != last {
+				last, lastAt = got, time.Now()
+			} else if time.Since(lastAt) > 30*time.Second {
+				stuck = true
 			}
 			time.Sleep(200 * time.Microsecond)
 		}
