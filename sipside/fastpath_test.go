@@ -655,7 +655,7 @@ func TestQueueMessage(t *testing.T) {
 		t.Errorf("FastOut %d, want %d", held, n)
 	}
 	u.mu.Lock()
-	batched := u.state.fast.reqOut != nil
+	batched := u.state.fast.held != nil
 	u.mu.Unlock()
 	if batched {
 		if req, _, _ := peer.readRequest(100*time.Millisecond, nil); req != nil {

@@ -55,9 +55,6 @@ type mmsghdr struct {
 	len uint32
 }
 
-// batchSlots is how many datagrams one system call reads or sends at most.
-const batchSlots = 16
-
 // newBatchConn returns nil when the socket cannot be read in batches.
 // size is the largest datagram to read whole.
 func newBatchConn(uc *net.UDPConn, size int, sendErr func(int, netip.AddrPort, error)) *batchConn {
