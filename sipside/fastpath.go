@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -49,9 +50,14 @@ type fastPath struct {
 	pc      *net.UDPConn
 	tagSeed maphash.Seed // for toTag
 
+	// srv holds the server transactions, split by key over shards with
+	// locks of their own: the read loop looks up every request, and the
+	// workers complete them (see seqShards for why one lock stalled the
+	// loop under overload).
+	srv        [srvShardCount]srvShard
+	sweepArmed atomic.Bool // sweeper is set (read without mu by complete)
+
 	mu      sync.Mutex
-	srv     map[string]*fastServerTx
-	expiry  []srvExpiry // completed server transactions, oldest first
 	sweeper *time.Timer // forgets completed server transactions once traffic stops
 	cli     map[string]*fastClientTx
 	ticking bool // the timers goroutine runs
@@ -69,6 +75,38 @@ type fastPath struct {
 // 64*T1 = 32 s each, about 30,000 MESSAGEs a second. Beyond it requests go
 // to sipgo.
 const maxFastServerTx = 1 << 20
+
+// srvShardCount is a power of two.
+const srvShardCount = 16
+
+type srvShard struct {
+	mu     sync.Mutex
+	m      map[string]*fastServerTx
+	expiry []srvExpiry // completed server transactions, oldest first, from head on
+	head   int
+}
+
+// sweepLocked forgets the server transactions whose Timer J has fired.
+// Expired entries are skipped, and the slice compacted only once they are
+// half of it: the sweep costs what it forgets, not what is kept.
+func (sh *srvShard) sweepLocked(now int64) {
+	for sh.head < len(sh.expiry) && sh.expiry[sh.head].at <= now {
+		delete(sh.m, sh.expiry[sh.head].key)
+		sh.expiry[sh.head] = srvExpiry{}
+		sh.head++
+	}
+	if sh.head == len(sh.expiry) {
+		sh.expiry, sh.head = sh.expiry[:0], 0
+	} else if sh.head > len(sh.expiry)/2 {
+		n := copy(sh.expiry, sh.expiry[sh.head:])
+		clear(sh.expiry[n:])
+		sh.expiry, sh.head = sh.expiry[:n], 0
+	}
+}
+
+func (f *fastPath) shard(key string) *srvShard {
+	return &f.srv[maphash.String(f.tagSeed, key)&(srvShardCount-1)]
+}
 
 // fastServerTx is kept for 64*T1 per request, tens of thousands at a time
 // under load: it holds only what the final response is made from. The To
@@ -106,8 +144,10 @@ func newFastPath(u *UA, pc *net.UDPConn) *fastPath {
 		u:       u,
 		pc:      pc,
 		tagSeed: maphash.MakeSeed(),
-		srv:     make(map[string]*fastServerTx),
 		cli:     make(map[string]*fastClientTx),
+	}
+	for i := range f.srv {
+		f.srv[i].m = make(map[string]*fastServerTx)
 	}
 	f.held = newCombiner(pc, func(d outDatagram, err error) {
 		f.end(d.branch, Result{}, fmt.Errorf("%w: udp %s: %w", ErrTransport, d.dst, err))
@@ -172,21 +212,22 @@ func (f *fastPath) request(data []byte, src netip.AddrPort, caughtUp bool, out *
 		dst = netip.AddrPortFrom(src.Addr(), uint16(port))
 	}
 	key := req.topVia.branch + "\x00" + req.topVia.sentBy
-	f.mu.Lock()
-	if tx := f.srv[key]; tx != nil {
+	sh := f.shard(key)
+	sh.mu.Lock()
+	if tx := sh.m[key]; tx != nil {
 		done := *tx
-		f.mu.Unlock()
+		sh.mu.Unlock()
 		if done.completed {
 			f.write(&req, src, dst, key, done.code, done.reason, done.extra, out)
 		}
 		return true // a retransmission (§17.2.2): absorbed
 	}
-	if len(f.srv) >= maxFastServerTx {
-		f.mu.Unlock()
+	if len(sh.m) >= maxFastServerTx/srvShardCount {
+		sh.mu.Unlock()
 		return false
 	}
-	f.srv[key] = &fastServerTx{}
-	f.mu.Unlock()
+	sh.m[key] = &fastServerTx{}
+	sh.mu.Unlock()
 
 	admitted := !u.overloaded() && u.enter()
 	if admitted && u.incomingBusy.Add(1) > int64(u.cfg.maxIncoming) {
@@ -200,12 +241,13 @@ func (f *fastPath) request(data []byte, src netip.AddrPort, caughtUp bool, out *
 		return true
 	}
 	u.fastIn.Add(1)
-	issued, head := u.seq.issue(key, wireOrderKey(&req), true)
+	conv := wireOrderKey(&req)
+	issued, head := u.seq.issue(key, conv, true)
 	handle := func(ctx context.Context, out *batchConn) {
 		defer u.leave()
 		defer u.incomingBusy.Add(-1)
 		m := incomingFromWire(&req, src, u.cfg.maxBody)
-		code, reason, extra := u.finalReply(m, u.dispatch(ctx, key, m))
+		code, reason, extra := u.finalReply(m, u.dispatch(ctx, key, conv, m))
 		u.log.Debug("sip message answered", "source", m.Source, "call_id", m.CallID, "code", code)
 		f.complete(key, &req, src, dst, code, reason, extra, out)
 	}
@@ -226,19 +268,25 @@ func (f *fastPath) request(data []byte, src netip.AddrPort, caughtUp bool, out *
 // starts its Timer J. out: as for handle (nil off the read loop).
 func (f *fastPath) complete(key string, req *wireRequest, src, dst netip.AddrPort, code int, reason string, extra [][2]string, out *batchConn) {
 	now := time.Now().UnixNano()
-	f.mu.Lock()
-	tx := f.srv[key]
+	sh := f.shard(key)
+	sh.mu.Lock()
+	tx := sh.m[key]
 	if tx == nil {
 		tx = &fastServerTx{}
-		f.srv[key] = tx
+		sh.m[key] = tx
 	}
 	tx.completed, tx.code, tx.reason, tx.extra = true, code, reason, extra
-	f.expiry = append(f.expiry, srvExpiry{key: key, at: now + int64(64*f.u.cfg.callT1)})
-	f.sweepLocked(now)
-	if f.sweeper == nil && !f.closed {
-		f.sweeper = time.AfterFunc(64*f.u.cfg.callT1+time.Second, f.idleSweep)
+	sh.expiry = append(sh.expiry, srvExpiry{key: key, at: now + int64(64*f.u.cfg.callT1)})
+	sh.sweepLocked(now)
+	sh.mu.Unlock()
+	if !f.sweepArmed.Load() {
+		f.mu.Lock()
+		if f.sweeper == nil && !f.closed {
+			f.sweeper = time.AfterFunc(64*f.u.cfg.callT1+time.Second, f.idleSweep)
+		}
+		f.sweepArmed.Store(true)
+		f.mu.Unlock()
 	}
-	f.mu.Unlock()
 	f.write(req, src, dst, key, code, reason, extra, out)
 }
 
@@ -251,18 +299,7 @@ func (f *fastPath) close() {
 		f.sweeper.Stop()
 		f.sweeper = nil
 	}
-}
-
-// sweepLocked forgets the server transactions whose Timer J has fired.
-func (f *fastPath) sweepLocked(now int64) {
-	n := 0
-	for n < len(f.expiry) && f.expiry[n].at <= now {
-		delete(f.srv, f.expiry[n].key)
-		n++
-	}
-	if n > 0 {
-		f.expiry = append(f.expiry[:0], f.expiry[n:]...)
-	}
+	f.sweepArmed.Store(true) // nothing arms it again
 }
 
 // idleSweep runs the sweep when no request comes to run it, until nothing
@@ -273,17 +310,34 @@ func (f *fastPath) idleSweep() {
 	if f.closed || f.sweeper == nil {
 		return
 	}
+	// A complete from now on arms the sweeper again if this sweep ends
+	// it: it finds sweepArmed false, and waits for mu. One that found it
+	// true has appended before this store, so the scan below sees it.
+	f.sweepArmed.Store(false)
 	now := time.Now().UnixNano()
-	f.sweepLocked(now)
-	if len(f.expiry) == 0 {
-		f.sweeper = nil
-		f.expiry = nil // give back the peak's array
-		if len(f.srv) == 0 {
-			f.srv = make(map[string]*fastServerTx) // and buckets
+	next := int64(-1) // the earliest Timer J still to fire
+	for i := range f.srv {
+		sh := &f.srv[i]
+		sh.mu.Lock()
+		sh.sweepLocked(now)
+		if sh.head < len(sh.expiry) {
+			if at := sh.expiry[sh.head].at; next < 0 || at < next {
+				next = at
+			}
+		} else {
+			sh.expiry, sh.head = nil, 0 // give back the peak's array
+			if len(sh.m) == 0 {
+				sh.m = make(map[string]*fastServerTx) // and buckets
+			}
 		}
+		sh.mu.Unlock()
+	}
+	if next < 0 {
+		f.sweeper = nil
 		return
 	}
-	f.sweeper.Reset(time.Duration(max(f.expiry[0].at-now, 0)) + time.Second)
+	f.sweepArmed.Store(true)
+	f.sweeper.Reset(time.Duration(max(next-now, 0)) + time.Second)
 }
 
 // write sends a response to req, the request of the server transaction

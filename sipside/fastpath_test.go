@@ -30,9 +30,15 @@ func fastPathOf(t *testing.T, u *UA) *fastPath {
 // fastCounts returns the server and client transactions the fast path
 // holds.
 func fastCounts(f *fastPath) (srv, cli int) {
+	for i := range f.srv {
+		sh := &f.srv[i]
+		sh.mu.Lock()
+		srv += len(sh.m)
+		sh.mu.Unlock()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.srv), len(f.cli)
+	return srv, len(f.cli)
 }
 
 // readResponse reads datagrams until a response arrives, or returns nil
@@ -699,5 +705,43 @@ func TestQueueMessage(t *testing.T) {
 	peer.respond(req, from, 202)
 	if o := <-outcomes; o.err != nil || o.res.Code != 202 {
 		t.Fatalf("outcome %+v %v", o.res, o.err)
+	}
+}
+
+// The sweep forgets exactly the transactions whose Timer J has fired, in
+// any mix of sweeps, compactions and additions.
+func TestSrvShardSweep(t *testing.T) {
+	sh := &srvShard{m: map[string]*fastServerTx{}}
+	add := func(k string, at int64) {
+		sh.m[k] = &fastServerTx{completed: true}
+		sh.expiry = append(sh.expiry, srvExpiry{key: k, at: at})
+	}
+	want := map[string]int64{}
+	next := 0
+	for round := range 50 {
+		for range round % 7 {
+			k := fmt.Sprint("k", next)
+			add(k, int64(next))
+			want[k] = int64(next)
+			next++
+		}
+		now := int64(next - round%5)
+		sh.sweepLocked(now)
+		for k, at := range want {
+			if at <= now {
+				delete(want, k)
+			}
+		}
+		if len(sh.m) != len(want) || len(sh.expiry)-sh.head != len(want) {
+			t.Fatalf("round %d: map %d, expiry %d, want %d", round, len(sh.m), len(sh.expiry)-sh.head, len(want))
+		}
+		for k := range want {
+			if sh.m[k] == nil {
+				t.Fatalf("round %d: %s forgotten early", round, k)
+			}
+		}
+		if sh.head > len(sh.expiry)/2 && sh.head > 0 {
+			t.Fatalf("round %d: not compacted: head %d of %d", round, sh.head, len(sh.expiry))
+		}
 	}
 }

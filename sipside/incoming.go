@@ -117,7 +117,7 @@ func (u *UA) handleMessage(req *sip.Request, tx sip.ServerTransaction, src netip
 	u.workers.do(func() {
 		m := u.incoming(req, src)
 		token, _ := sip.ServerTxKeyMake(req)
-		reply := u.dispatch(u.ctx, token, m)
+		reply := u.dispatch(u.ctx, token, orderKey(req), m)
 		u.respond(req, tx, m, reply)
 	})
 }
@@ -144,7 +144,7 @@ func (u *UA) noteShed(src netip.AddrPort) {
 // once, and gives up its turn in its conversation.
 func (u *UA) shed(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort) {
 	if token, err := sip.ServerTxKeyMake(req); err == nil {
-		u.seq.discard(token)
+		u.seq.discard(token, orderKey(req))
 	}
 	u.noteShed(src)
 	res := sip.NewResponseFromRequest(req, 503, reasonPhrase(503), nil)
@@ -156,11 +156,11 @@ func (u *UA) shed(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort
 }
 
 // dispatch waits for the turn of the request's transaction token (""
-// for none) and calls the handler.
-func (u *UA) dispatch(ctx context.Context, token string, m *IncomingMessage) (reply Reply) {
+// for none) in the conversation key and calls the handler.
+func (u *UA) dispatch(ctx context.Context, token, key string, m *IncomingMessage) (reply Reply) {
 	var t *ticket
 	if token != "" {
-		t = u.seq.claim(u.ctx, token)
+		t = u.seq.claim(u.ctx, token, key)
 	}
 	defer u.seq.release(t)
 	defer func() {

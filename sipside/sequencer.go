@@ -76,6 +76,7 @@ type lane struct {
 }
 
 type ticket struct {
+	seq       *sequencer // the shard that issued it
 	lane      *lane
 	ready     chan struct{} // closed when the ticket is the head of its lane
 	headSince time.Time
@@ -148,7 +149,7 @@ func (s *sequencer) issue(token, key string, udp bool) (issued, head bool) {
 	}
 	ln.udp = ln.udp || udp
 	ln.remember(token, h)
-	t := &ticket{lane: ln, ready: make(chan struct{})}
+	t := &ticket{seq: s, lane: ln, ready: make(chan struct{})}
 	ln.queue = append(ln.queue, t)
 	s.queued.Add(1)
 	if len(ln.queue) == 1 {
@@ -410,4 +411,81 @@ func (s *sequencer) stats() (lanes, queued int, dropped, unordered uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.lanes), int(s.queued.Load()), s.dropped, s.unordered
+}
+
+// seqShards splits the conversations over sequencers of their own, by
+// conversation key, each with its own lock. The read loop issues every
+// turn, and hundreds of handler goroutines claim and release them: with
+// one lock, a handler that the OS preempted while holding it stopped the
+// read loop too, and under overload (`make bench`, 3x the sustainable
+// rate) the loop spent its time queued on that lock while datagrams
+// overflowed the socket.
+type seqShards struct {
+	seed   maphash.Seed
+	shards []*sequencer
+}
+
+// seqShardCount is a power of two.
+const seqShardCount = 16
+
+// newSeqShards is newSequencer's bounds spread over the shards.
+func newSeqShards(wait, ttl time.Duration, maxLanes, maxTickets int) *seqShards {
+	q := &seqShards{seed: maphash.MakeSeed(), shards: make([]*sequencer, seqShardCount)}
+	per := func(n int) int { return max(1, (n+seqShardCount-1)/seqShardCount) }
+	for i := range q.shards {
+		q.shards[i] = newSequencer(wait, ttl, per(maxLanes), per(maxTickets))
+	}
+	return q
+}
+
+func (q *seqShards) of(key string) *sequencer {
+	return q.shards[maphash.String(q.seed, key)&(seqShardCount-1)]
+}
+
+// issue is sequencer.issue in key's shard.
+func (q *seqShards) issue(token, key string, udp bool) (issued, head bool) {
+	return q.of(key).issue(token, key, udp)
+}
+
+// claim is sequencer.claim in key's shard: key is the one token's turn was
+// issued with.
+func (q *seqShards) claim(ctx context.Context, token, key string) *ticket {
+	return q.of(key).claim(ctx, token)
+}
+
+// release is sequencer.release in the shard that issued t.
+func (q *seqShards) release(t *ticket) {
+	if t != nil {
+		t.seq.release(t)
+	}
+}
+
+// known is sequencer.known in key's shard.
+func (q *seqShards) known(token, key string) bool { return q.of(key).known(token, key) }
+
+// discard is sequencer.discard in key's shard.
+func (q *seqShards) discard(token, key string) { q.of(key).discard(token) }
+
+// pending is the sum of the shards' pending.
+func (q *seqShards) pending() int64 {
+	var n int64
+	for _, s := range q.shards {
+		n += s.pending()
+	}
+	return n
+}
+
+func (q *seqShards) close() {
+	for _, s := range q.shards {
+		s.close()
+	}
+}
+
+// stats sums the shards' stats.
+func (q *seqShards) stats() (lanes, queued int, dropped, unordered uint64) {
+	for _, s := range q.shards {
+		l, qu, d, un := s.stats()
+		lanes, queued, dropped, unordered = lanes+l, queued+qu, dropped+d, unordered+un
+	}
+	return lanes, queued, dropped, unordered
 }

@@ -301,3 +301,63 @@ func TestSequencerIssueHead(t *testing.T) {
 		t.Fatal("a retransmission got a ticket")
 	}
 }
+
+// The shards keep each conversation's order, count every shard's turns,
+// and a conversation waits only for its own turns.
+func TestSeqShards(t *testing.T) {
+	q := newSeqShards(time.Second, time.Minute, 1<<10, 1<<10)
+	defer q.close()
+	a, b := "conv-a", ""
+	for i := 0; b == ""; i++ {
+		if k := fmt.Sprintf("conv-%d", i); q.of(k) != q.of(a) {
+			b = k
+		}
+	}
+	for _, tok := range []string{"a1", "a2", "a3"} {
+		if issued, head := q.issue(tok, a, true); !issued || head != (tok == "a1") {
+			t.Fatalf("issue %s: issued %v head %v", tok, issued, head)
+		}
+	}
+	if issued, head := q.issue("b1", b, true); !issued || !head {
+		t.Fatalf("b1: issued %v head %v: another shard's turns held it back", issued, head)
+	}
+	if issued, _ := q.issue("a1", a, true); issued {
+		t.Fatal("a retransmission got a second turn")
+	}
+	if !q.known("a2", a) || q.known("a2", b) || q.known("zz", a) {
+		t.Fatal("known: wrong shard or lane")
+	}
+	if n := q.pending(); n != 4 {
+		t.Fatalf("pending %d, want 4", n)
+	}
+	ctx := context.Background()
+	t1 := q.claim(ctx, "a1", a)
+	if t1 == nil {
+		t.Fatal("a1: no ticket")
+	}
+	got := make(chan *ticket)
+	go func() { got <- q.claim(ctx, "a2", a) }()
+	select {
+	case <-got:
+		t.Fatal("a2 went before a1 ended")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if tb := q.claim(ctx, "b1", b); tb == nil {
+		t.Fatal("b1: no ticket")
+	} else {
+		q.release(tb)
+	}
+	q.release(t1)
+	t2 := <-got
+	if t2 == nil {
+		t.Fatal("a2: no ticket after a1 ended")
+	}
+	q.release(t2)
+	q.discard("a3", a)
+	if n := q.pending(); n != 0 {
+		t.Fatalf("pending %d after every turn ended, want 0", n)
+	}
+	if lanes, queued, dropped, unordered := q.stats(); lanes != 2 || queued != 0 || dropped != 0 || unordered != 0 {
+		t.Fatalf("stats: lanes %d queued %d dropped %d unordered %d", lanes, queued, dropped, unordered)
+	}
+}

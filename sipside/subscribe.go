@@ -381,7 +381,7 @@ func (u *UA) claimTurn(req *sip.Request) *ticket {
 	if err != nil {
 		return nil
 	}
-	return u.seq.claim(u.ctx, token)
+	return u.seq.claim(u.ctx, token, orderKey(req))
 }
 
 // recordRoutes returns the Record-Route URIs of req, in order.

@@ -35,7 +35,7 @@ type UA struct {
 	sua      *sipgo.UserAgent
 	srv      *sipgo.Server
 	cli      *sipgo.Client
-	seq      *sequencer
+	seq      *seqShards
 	workers  *workers
 	srvc     *srvCache
 	calls    *callTable
@@ -112,7 +112,7 @@ func New(opts ...Option) (*UA, error) {
 		slots: make(chan struct{}, cfg.maxInFlight),
 		// Lanes of UDP conversations remember branches for Timer J (64*T1)
 		// so that late retransmissions get no ticket.
-		seq:   newSequencer(cfg.orderWait, DefaultTransactionTimeout, 1<<16, 1<<16),
+		seq:   newSeqShards(cfg.orderWait, DefaultTransactionTimeout, 1<<16, 1<<16),
 		srvc:  newSRVCache(cfg.lookupSRV),
 		calls: newCallTable(cfg.maxCalls),
 	}
