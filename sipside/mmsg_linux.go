@@ -193,15 +193,34 @@ func (c *batchWriter) queue(b []byte, dst netip.AddrPort) {
 }
 
 // flush sends the queued datagrams.
+//
+// The system call runs under rc.Control, which keeps the descriptor open
+// without taking the socket's write lock: other goroutines' writes to the
+// socket (sipgo's, the workers' responses) hold that lock, one at a time,
+// and one the OS preempted while holding it kept the read loop waiting
+// (seen in goroutine dumps at 3x overload). The kernel takes concurrent
+// sends on a datagram socket. Only when the send buffer is full does
+// flush wait, through rc.Write and the poller.
 func (c *batchWriter) flush() {
 	sent := 0
 	for sent < c.nOut {
 		var r uintptr
 		var errno syscall.Errno
-		err := c.rc.Write(func(fd uintptr) bool {
-			r, _, errno = unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.out[sent])), uintptr(c.nOut-sent), 0, 0, 0)
-			return errno != unix.EAGAIN && errno != unix.EINTR
-		})
+		sendmmsg := func(fd uintptr) {
+			for {
+				r, _, errno = unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.out[sent])), uintptr(c.nOut-sent), 0, 0, 0)
+				if errno != unix.EINTR {
+					return
+				}
+			}
+		}
+		err := c.rc.Control(sendmmsg)
+		if err == nil && errno == unix.EAGAIN {
+			err = c.rc.Write(func(fd uintptr) bool {
+				sendmmsg(fd)
+				return errno != unix.EAGAIN
+			})
+		}
 		switch {
 		case err != nil:
 			c.failed(sent, c.nOut, err)
