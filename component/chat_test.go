@@ -196,18 +196,7 @@ func (p *chatPeer) noInvite() {
 // and the gateway's MSRP connection is bound.
 func (p *chatPeer) session() *peerCall {
 	p.t.Helper()
-	select {
-	case pc := <-p.calls:
-		select {
-		case <-pc.ms.Bound():
-		case <-time.After(waitLong):
-			p.t.Fatal("the gateway never connected to the SIP user's MSRP path")
-		}
-		return pc
-	case <-time.After(waitLong):
-		p.t.Fatal("no session at the SIP user")
-		return nil
-	}
+	return p.bound(p.calls, "no session at the SIP user")
 }
 
 // answeredSession returns the next session romeo answered 200, once the gateway's
@@ -215,8 +204,15 @@ func (p *chatPeer) session() *peerCall {
 // overtakes the ACK in his stack leaves none (see peerCall.settled).
 func (p *chatPeer) answeredSession() *peerCall {
 	p.t.Helper()
+	return p.bound(p.answered, "the SIP user answered no session")
+}
+
+// bound returns the next session from ch once the gateway's MSRP
+// connection is bound; none fails the test with none.
+func (p *chatPeer) bound(ch <-chan *peerCall, none string) *peerCall {
+	p.t.Helper()
 	select {
-	case pc := <-p.answered:
+	case pc := <-ch:
 		select {
 		case <-pc.ms.Bound():
 		case <-time.After(waitLong):
@@ -224,7 +220,7 @@ func (p *chatPeer) answeredSession() *peerCall {
 		}
 		return pc
 	case <-time.After(waitLong):
-		p.t.Fatal("the SIP user answered no session")
+		p.t.Fatal(none)
 		return nil
 	}
 }

@@ -219,6 +219,13 @@ func TestOrderAndOneInFlightPerDestination(t *testing.T) {
 func testOrderAndOneInFlight(t *testing.T, noStart bool) {
 	h := newHarness(t)
 	h.sip.noStart = noStart
+	orderAndOneInFlight(t, h)
+}
+
+// orderAndOneInFlight sends 100 messages to each of two SIP users and
+// checks their order and that one at a time was in flight per user.
+func orderAndOneInFlight(t *testing.T, h *harness) {
+	t.Helper()
 	h.sip.auto = func(*sipside.OutgoingMessage) (sipside.Result, error) {
 		time.Sleep(time.Millisecond)
 		return sipside.Result{Code: 200}, nil

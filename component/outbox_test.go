@@ -256,22 +256,7 @@ func TestOutboxTryFailure(t *testing.T) {
 // tryWrite on a real socket whose peer does not read returns short instead
 // of blocking; writeBuffers then waits for the peer and delivers the rest.
 func TestStreamTryWriteDoesNotBlock(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := <-accepted
-	defer peer.Close()
+	c, peer := tcpPair(t)
 	s := &stream{conn: c, timeout: 5 * time.Second}
 	defer s.kill()
 	chunk := make([]byte, 64<<10)
@@ -347,22 +332,7 @@ func TestOutboxWaitersAllProceed(t *testing.T) {
 // every PingInterval, from timeout after the ping's write until the next
 // ping, whenever a stanza went out in between (seen in the presence bench).
 func TestTryWriteAfterDeadline(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := <-accepted
-	defer peer.Close()
+	c, peer := tcpPair(t)
 	s := &stream{conn: c, timeout: 50 * time.Millisecond}
 	defer s.kill()
 	if err := s.write([]byte("<iq/>")); err != nil { // sets the deadline
@@ -401,4 +371,30 @@ func TestTryWriteAfterDeadline(t *testing.T) {
 	if err := s.writeFailure(); err == nil {
 		t.Fatal("the failed write was not kept")
 	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection; the test's
+// cleanup closes the peer's end.
+func tcpPair(t *testing.T) (c, peer net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer = <-accepted
+	if peer == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { peer.Close() })
+	return c, peer
 }
