@@ -268,7 +268,16 @@ func (s *sequencer) claim(ctx context.Context, token string) *ticket {
 // something is queued and the last sweep is a second old, so that a burst
 // does not leave stox "overloaded" for the next request.
 func (s *sequencer) pending() int64 {
-	if s.queued.Load() > 0 && s.now().UnixNano()-s.lastSweepNS.Load() >= int64(time.Second) {
+	if s.queued.Load() == 0 {
+		return 0
+	}
+	return s.pendingAt(s.now())
+}
+
+// pendingAt is pending with the clock read by the caller (seqShards reads
+// it once for all its shards: pending runs for every incoming MESSAGE).
+func (s *sequencer) pendingAt(now time.Time) int64 {
+	if s.queued.Load() > 0 && now.UnixNano()-s.lastSweepNS.Load() >= int64(time.Second) {
 		s.mu.Lock()
 		if now := s.now(); now.Sub(s.lastSweep) >= time.Second {
 			s.sweepLocked(now)
@@ -468,9 +477,16 @@ func (q *seqShards) discard(token, key string) { q.of(key).discard(token) }
 
 // pending is the sum of the shards' pending.
 func (q *seqShards) pending() int64 {
+	var now time.Time
 	var n int64
 	for _, s := range q.shards {
-		n += s.pending()
+		if s.queued.Load() == 0 {
+			continue
+		}
+		if now.IsZero() {
+			now = s.now()
+		}
+		n += s.pendingAt(now)
 	}
 	return n
 }
