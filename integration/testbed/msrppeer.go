@@ -157,8 +157,22 @@ func (p *MSRPPeer) Next(ctx context.Context) (*MSRPFrame, error) {
 		deadline = time.Now().Add(5 * time.Second)
 	}
 	_ = p.conn.SetReadDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = p.conn.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
+	// When ctx ends just as the read returns (expectNothing's short
+	// context times out on both), the watcher may have started without
+	// having run yet: wait for it, or its past deadline lands after the
+	// next call's SetReadDeadline and fails that read at once. That was a
+	// CI failure of TestKamailioMSRPRelay: "i/o timeout" on a 60 s context,
+	// right after an expectNothing.
+	watched := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(watched)
+		_ = p.conn.SetReadDeadline(time.Unix(1, 0))
+	})
+	defer func() {
+		if !stop() {
+			<-watched
+		}
+	}()
 	f, err := ReadMSRPFrame(p.br, 1<<20)
 	if err != nil {
 		return nil, fmt.Errorf("testbed: msrp: reading from %s: %w", p.conn.RemoteAddr(), err)
