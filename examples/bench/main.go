@@ -93,6 +93,7 @@ type options struct {
 	stoxEnv    string
 	settle     time.Duration
 	nagle      bool
+	pin        bool
 
 	presence      bool
 	presenceOnly  bool
@@ -131,6 +132,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.stoxEnv, "stox-env", "", "extra environment of stox only, KEY=VALUE[,KEY=VALUE] (e.g. GOGC=200 for an experiment)")
 	fs.StringVar(&o.stoxBin, "stox", "", "stox binary (default: go build ./examples/gateway without -race)")
 	fs.BoolVar(&o.nagle, "prosody-nagle", false, "leave Prosody's Nagle algorithm on (its default; adds delayed-ACK stalls of up to 40 ms)")
+	fs.BoolVar(&o.pin, "pin", true, "message phases: Prosody alone on CPU 0, stox and the load generators on the other CPUs (needs 2 or more)")
 	fs.DurationVar(&o.settle, "settle", 45*time.Second, "longest wait at the end for stox's goroutines to return to idle")
 	fs.BoolVar(&o.presence, "presence", true, "run the presence phase (presence.go)")
 	fs.BoolVar(&o.presenceOnly, "presence-only", false, "run only the presence phase")
@@ -284,6 +286,7 @@ type Report struct {
 
 type Host struct {
 	CPUs      int     `json:"cpus"`
+	Pinning   string  `json:"pinning"` // how the message phases share the CPUs
 	Go        string  `json:"go"`
 	LoadAvg   string  `json:"loadavg_at_start"`
 	LoadAvgAt string  `json:"loadavg_at_end"`
@@ -382,6 +385,34 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	rep.Params = Params{N: o.n / o.rounds * o.rounds, Rounds: o.rounds, Warmup: warm, Clients: o.clients, SIPUsers: o.sipUsers, Window: o.window,
 		Workers: o.workers, StepPairs: stepPairs, StepDur: o.stepDur.Seconds(), GiveUpStep: giveUpStep.Seconds()}
 
+	// Prosody is single-threaded and the limit of every path: on its own
+	// CPU, what else runs (stox, or the echo component, and the load
+	// generators) does not take turns on it. Unpinned, the scheduler mixed
+	// them, and how much that cost Prosody depended on how busy the other
+	// programs were (see the README's Benchmarks section).
+	rep.Host.Pinning = "none"
+	var unpin func()
+	if o.pin && runtime.NumCPU() >= 2 {
+		all := make([]int, runtime.NumCPU())
+		for i := range all {
+			all[i] = i
+		}
+		if err := setAffinity(os.Getpid(), all[1:]); err != nil {
+			return nil, err
+		}
+		unpin = func() {
+			if err := setAffinity(os.Getpid(), all); err != nil {
+				logf("%v", err)
+			}
+		}
+		defer func() {
+			if unpin != nil {
+				unpin()
+			}
+		}()
+		rep.Host.Pinning = fmt.Sprintf("Prosody on CPU 0; stox, the echo component and the load generators on CPU %s", cpuList(all[1:]))
+	}
+
 	setup, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	r, err := startRig(setup, o, logf)
@@ -389,6 +420,11 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 		return nil, err
 	}
 	defer r.close()
+	if unpin != nil {
+		if err := setAffinity(r.prosody.PID(), []int{0}); err != nil {
+			return nil, err
+		}
+	}
 	rep.Host.Prosody = prosodyVersion()
 	stoxAddr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(r.sipPort))
 	bareAddr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(r.bareUASPort))
@@ -661,6 +697,10 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	// Back to idle: sipgo keeps UDP server transactions for Timer J (32 s).
 	close(stopPeak)
 	<-peakDone
+	if unpin != nil {
+		unpin() // the presence phase's processes get every CPU
+		unpin = nil
+	}
 	if during != nil {
 		duringDone := make(chan struct{})
 		go func() {
@@ -756,4 +796,12 @@ func roundDiffs(a, b []float64) []float64 {
 		d = append(d, a[k]-b[k])
 	}
 	return d
+}
+
+// cpuList formats CPU numbers as "1" or "1-3".
+func cpuList(cpus []int) string {
+	if len(cpus) == 1 {
+		return strconv.Itoa(cpus[0])
+	}
+	return strconv.Itoa(cpus[0]) + "-" + strconv.Itoa(cpus[len(cpus)-1])
 }

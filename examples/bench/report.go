@@ -92,6 +92,9 @@ func printReport(w io.Writer, rep *Report) {
 	h := rep.Host
 	pr("stox end-to-end bench, %s, %.0f s", rep.Started.Format("2006-01-02 15:04:05"), rep.Duration)
 	pr("host: %d CPUs, %s, %s, load average %s -> %s", h.CPUs, h.Go, h.Prosody, strings.TrimSpace(h.LoadAvg), strings.TrimSpace(h.LoadAvgAt))
+	if h.Pinning != "" {
+		pr("CPU pinning of the message phases: %s", h.Pinning)
+	}
 	if rep.XS.Stox != nil {
 		printMessages(w, rep)
 	}

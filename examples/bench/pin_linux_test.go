@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// setAffinity pins every thread of the process, and threads started
+// afterwards inherit it.
+func TestSetAffinity(t *testing.T) {
+	var orig unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &orig); err != nil {
+		t.Skip(err)
+	}
+	var all []int
+	for i := range runtime.NumCPU() {
+		if orig.IsSet(i) {
+			all = append(all, i)
+		}
+	}
+	cpu := all[len(all)-1]
+	t.Cleanup(func() {
+		if err := setAffinity(os.Getpid(), all); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := setAffinity(os.Getpid(), []int{cpu}); err != nil {
+		t.Fatal(err)
+	}
+	// A thread locked now is an existing or a new one; either way pinned.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &set); err != nil || set.Count() != 1 || !set.IsSet(cpu) {
+			t.Errorf("a thread's affinity: %v %v, want only CPU %d", set, err, cpu)
+		}
+	}()
+	<-done
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range tasks {
+		tid, _ := strconv.Atoi(e.Name())
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &set); err != nil {
+			continue // exited
+		}
+		if set.Count() != 1 || !set.IsSet(cpu) {
+			t.Errorf("thread %d: affinity %v, want only CPU %d", tid, set, cpu)
+		}
+	}
+	if got := cpuList([]int{1}); got != "1" {
+		t.Errorf("cpuList = %q", got)
+	}
+	if got := cpuList([]int{1, 2, 3}); got != "1-3" {
+		t.Errorf("cpuList = %q", got)
+	}
+}
