@@ -69,6 +69,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -78,6 +79,7 @@ import (
 type options struct {
 	n          int
 	rounds     int
+	latRounds  int
 	quick      bool
 	asJSON     bool
 	clients    int
@@ -118,6 +120,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs.IntVar(&o.n, "n", 20000, "messages per measured phase")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds each measured phase is split into, interleaved with those of the path it is compared with")
+	fs.IntVar(&o.latRounds, "latency-rounds", 10, "rounds of each half-rate (latency) phase; the added p99 is the median of the rounds' differences")
 	fs.BoolVar(&o.quick, "quick", false, "a short run: 4000 messages per phase, three rate steps")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	fs.IntVar(&o.clients, "clients", 8, "XMPP load clients")
@@ -184,7 +187,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench: -presence-window, -presence-users, -presence-refresh >= 1, -presence-out, -presence-rate >= 0, -presence-transport udp or tcp")
 		return 2
 	}
-	if o.n < 100 || o.clients < 1 || o.sipUsers < 1 || o.window < 1 || o.workers < 1 || o.rounds < 1 || o.n/o.rounds < 100 {
+	if o.n < 100 || o.clients < 1 || o.sipUsers < 1 || o.window < 1 || o.workers < 1 || o.rounds < 1 || o.n/o.rounds < 100 || o.latRounds < 1 {
 		fmt.Fprintln(stderr, "bench: -n >= 100, -rounds >= 1 with -n/-rounds >= 100, and -clients, -sip-users, -window, -sip-workers >= 1")
 		return 2
 	}
@@ -298,6 +301,7 @@ type Host struct {
 type Params struct {
 	N          int     `json:"messages_per_phase"`
 	Rounds     int     `json:"rounds_per_phase"`
+	LatRounds  int     `json:"rounds_per_latency_phase"`
 	Warmup     int     `json:"warmup_messages"`
 	Clients    int     `json:"xmpp_clients"`
 	SIPUsers   int     `json:"sip_users_per_client"`
@@ -334,6 +338,9 @@ type Direction struct {
 	// messages): one stall of the host in one round shows here.
 	RoundAddedP99    []float64 `json:"round_added_latency_p99_ms,omitempty"`
 	RoundAddedOwnP99 []float64 `json:"round_added_latency_own_p99_ms,omitempty"`
+	// Their medians: the figure the target is checked against.
+	MedianAddedP99    float64 `json:"added_latency_p99_median_round_ms"`
+	MedianAddedOwnP99 float64 `json:"added_latency_own_p99_median_round_ms"`
 }
 
 type Process struct {
@@ -382,7 +389,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	warm := max(o.n/10, 500)
 	stepPairs := 4096
 	giveUpStep := 8 * time.Second
-	rep.Params = Params{N: o.n / o.rounds * o.rounds, Rounds: o.rounds, Warmup: warm, Clients: o.clients, SIPUsers: o.sipUsers, Window: o.window,
+	rep.Params = Params{N: o.n / o.rounds * o.rounds, Rounds: o.rounds, LatRounds: max(o.latRounds, 1), Warmup: warm, Clients: o.clients, SIPUsers: o.sipUsers, Window: o.window,
 		Workers: o.workers, StepPairs: stepPairs, StepDur: o.stepDur.Seconds(), GiveUpStep: giveUpStep.Seconds()}
 
 	// Prosody is single-threaded and the limit of every path: on its own
@@ -528,7 +535,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	roundN := o.n / R
 	// interleave runs the phases of each round in order, R times, checks
 	// each, and merges each phase's rounds under its name.
-	interleave := func(names []string, run func(round, i int) *Phase) ([]*Phase, error) {
+	interleave := func(R int, names []string, run func(round, i int) *Phase) ([]*Phase, error) {
 		rounds := make([][]*Phase, len(names))
 		for round := range R {
 			for i := range names {
@@ -552,7 +559,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	// X->S: the ceiling and stox.
 	logf("X->S: %d messages per phase, in %d rounds", roundN*R, R)
 	xs := &rep.XS
-	ps, err := interleave([]string{"xs-ceiling", "xs-stox"}, func(round, i int) *Phase {
+	ps, err := interleave(R, []string{"xs-ceiling", "xs-stox"}, func(round, i int) *Phase {
 		if i == 0 {
 			return r.runXS("xs-ceiling", pathXSEcho, echoDomain, roundN, 0)
 		}
@@ -569,7 +576,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	// S->X: the XMPP ceiling, the SIP ceiling and stox.
 	logf("S->X: %d messages per phase, in %d rounds", roundN*R, R)
 	sx := &rep.SX
-	ps, err = interleave([]string{"sx-ceiling", "sip-ceiling", "sx-stox"}, func(round, i int) *Phase {
+	ps, err = interleave(R, []string{"sx-ceiling", "sip-ceiling", "sx-stox"}, func(round, i int) *Phase {
 		switch {
 		case i == 0:
 			return r.runSXEcho("sx-ceiling", roundN, 0)
@@ -598,8 +605,13 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	// Latency, open loop: the phases of each path at the given rates,
 	// interleaved (xs-TAG-ceil, xs-TAG-stox, sx-TAG-ceil, sip-half when
 	// withSIP, sx-TAG-stox).
+	// More rounds than the rate phases, and shorter: a stall of the host
+	// (tens of ms, every few seconds here) sets the p99 of the round it
+	// falls in, so the pooled p99s of two paths differ by whichever got
+	// the stalls; the median of the rounds' differences does not.
+	LR := max(o.latRounds, 1)
 	halfN := max(o.n/2, 100)
-	halfRound := max(halfN/R, 100)
+	halfRound := max(halfN/LR, 100)
 	openLoop := func(tag string, xsRate, sxRate float64, withSIP bool) ([]*Phase, error) {
 		type phase struct {
 			name string
@@ -622,11 +634,11 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 		for i, p := range phases {
 			names[i] = p.name
 		}
-		return interleave(names, func(_, i int) *Phase { return phases[i].run(names[i]) })
+		return interleave(LR, names, func(_, i int) *Phase { return phases[i].run(names[i]) })
 	}
 
 	// At half of each path's ceiling.
-	logf("half rate: X->S %.0f msg/s, S->X %.0f msg/s, %d messages each, in %d rounds", xs.HalfRate, sx.HalfRate, halfRound*R, R)
+	logf("half rate: X->S %.0f msg/s, S->X %.0f msg/s, %d messages each, in %d rounds", xs.HalfRate, sx.HalfRate, halfRound*LR, LR)
 	ps, err = openLoop("half", xs.HalfRate, sx.HalfRate, true)
 	if err != nil {
 		return nil, err
@@ -636,6 +648,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 		d.AddedP50 = d.HalfStox.P50 - d.HalfCeiling.P50
 		d.AddedP99 = d.HalfStox.P99 - d.HalfCeiling.P99
 		d.RoundAddedP99 = roundDiffs(d.HalfStox.RoundP99, d.HalfCeiling.RoundP99)
+		d.MedianAddedP99 = median(d.RoundAddedP99)
 		d.HalfOwnRate = d.Stox.Rate / 2
 	}
 	// At half of stox's own rate.
@@ -649,6 +662,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 		d.AddedOwnP50 = d.HalfOwnStox.P50 - d.HalfOwnCeiling.P50
 		d.AddedOwnP99 = d.HalfOwnStox.P99 - d.HalfOwnCeiling.P99
 		d.RoundAddedOwnP99 = roundDiffs(d.HalfOwnStox.RoundP99, d.HalfOwnCeiling.RoundP99)
+		d.MedianAddedOwnP99 = median(d.RoundAddedOwnP99)
 	}
 
 	// S->X over UDP, open loop, stepping the offered rate from half of
@@ -787,6 +801,20 @@ func trimNL(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// median is the middle value of v (the mean of the two middle ones for an
+// even count); 0 for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // roundDiffs is a[k]-b[k] for each round both have.

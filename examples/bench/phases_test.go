@@ -49,3 +49,23 @@ func TestMergeRounds(t *testing.T) {
 		t.Errorf("one round: %+v", one)
 	}
 }
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		v    []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{3}, 3},
+		{[]float64{29, -3.3}, 12.85},
+		{[]float64{-17.7, 2.7, 0.4, 41, 1.1}, 1.1}, // one stalled round does not move it
+	} {
+		in := slices.Clone(tc.v)
+		if got := median(tc.v); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.v, got, tc.want)
+		}
+		if !slices.Equal(in, tc.v) {
+			t.Errorf("median reordered its argument: %v", tc.v)
+		}
+	}
+}
