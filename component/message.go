@@ -3,6 +3,7 @@ package component
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/stox-gw/stox/mapping"
 	"github.com/stox-gw/stox/sipside"
@@ -149,7 +150,10 @@ func (g *Gateway) delivered(o *outgoing, res sipside.Result, err error) {
 		se = g.addr.ErrorForSIP(res.Code, res.Reason, res.Contact)
 	default:
 		g.count.xsDelivered.Add(1)
-		g.log.Debug("message delivered to SIP", "from", o.sip.From, "to", o.sip.RequestURI, "code", res.Code, "parts", res.Parts)
+		// Guarded: the arguments alone cost an allocation per message.
+		if g.log.Enabled(context.Background(), slog.LevelDebug) {
+			g.log.Debug("message delivered to SIP", "from", o.sip.From, "to", o.sip.RequestURI, "code", res.Code, "parts", res.Parts)
+		}
 		return
 	}
 	g.count.xsFailed.Add(1)

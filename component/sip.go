@@ -3,6 +3,7 @@ package component
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/stox-gw/stox/mapping"
 	"github.com/stox-gw/stox/sipside"
@@ -77,7 +78,9 @@ func (g *Gateway) HandleSIPMessage(ctx context.Context, m *sipside.IncomingMessa
 		g.count.sxRefused.Add(1)
 		return sipside.Reply{Code: 503, Headers: map[string]string{"Retry-After": retryAfter}}
 	}
-	g.log.Debug("SIP MESSAGE to XMPP", "from", from, "to", to, "id", xm.ID, "queued", queued)
+	if g.log.Enabled(ctx, slog.LevelDebug) { // the arguments alone allocate
+		g.log.Debug("SIP MESSAGE to XMPP", "from", from, "to", to, "id", xm.ID, "queued", queued)
+	}
 	if queued {
 		g.count.sxQueued.Add(1)
 	} else {

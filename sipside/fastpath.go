@@ -248,7 +248,9 @@ func (f *fastPath) request(data []byte, src netip.AddrPort, caughtUp bool, out *
 		defer u.incomingBusy.Add(-1)
 		m := incomingFromWire(&req, src, u.cfg.maxBody)
 		code, reason, extra := u.finalReply(m, u.dispatch(ctx, key, conv, m))
-		u.log.Debug("sip message answered", "source", m.Source, "call_id", m.CallID, "code", code)
+		if u.log.Enabled(ctx, slog.LevelDebug) { // the arguments alone allocate
+			u.log.Debug("sip message answered", "source", m.Source, "call_id", m.CallID, "code", code)
+		}
 		f.complete(key, &req, src, dst, code, reason, extra, out)
 	}
 	// On the read loop only when nothing can make the handler wait (its

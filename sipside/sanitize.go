@@ -176,12 +176,18 @@ func isMediaType(s string) bool {
 // checkLanguage validates Content-Language = language-tag *("," language-tag)
 // (RFC 3261 §20.13).
 func checkLanguage(s string) error {
-	for _, tag := range strings.Split(s, ",") {
+	// strings.Cut rather than Split: this runs for every X->S MESSAGE
+	// with a language, and Split allocated twice.
+	for rest, more := s, true; more; {
+		var tag string
+		tag, rest, more = strings.Cut(rest, ",")
 		tag = strings.TrimSpace(tag)
 		if tag == "" || len(tag) > 64 {
 			return fmt.Errorf("%w: Content-Language %q", ErrHeaderValue, s)
 		}
-		for _, sub := range strings.Split(tag, "-") {
+		for subs, moreSub := tag, true; moreSub; {
+			var sub string
+			sub, subs, moreSub = strings.Cut(subs, "-")
 			if sub == "" || len(sub) > 8 {
 				return fmt.Errorf("%w: Content-Language %q", ErrHeaderValue, s)
 			}
