@@ -3,6 +3,7 @@ package component
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -482,6 +483,7 @@ func TestMetrics(t *testing.T) {
 		`stox_messages_total{direction="sip_to_xmpp",result="refused"} 1` + "\n",
 		"stox_iq_answered_total 1\n",
 		"# TYPE go_goroutines gauge\n",
+		fmt.Sprintf("go_sched_gomaxprocs_threads %d\n", runtime.GOMAXPROCS(0)),
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, b.String())

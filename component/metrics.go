@@ -48,6 +48,7 @@ func (g *Gateway) WriteMetrics(w io.Writer) error {
 		{"stox_presence_stanzas_total", "Presence stanzas sent to XMPP.", "counter", "", g.presenceGauge(func(p *presenceEngine) uint64 { return p.stanzasOut.Load() })},
 		{"stox_chat_sessions", "MSRP chat sessions up or being set up.", "gauge", "", g.chatCount()},
 		{"go_goroutines", "Goroutines of the stox process.", "gauge", "", uint64(runtime.NumGoroutine())},
+		{"go_sched_gomaxprocs_threads", "GOMAXPROCS of the stox process (Go follows the CPUs it may use).", "gauge", "", uint64(runtime.GOMAXPROCS(0))},
 	}
 	for _, l := range lines {
 		if l.help != "" {

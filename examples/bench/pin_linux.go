@@ -8,6 +8,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// allowedCPUs lists the CPUs this process may run on (a cpuset may leave
+// out some, so they are not always 0 to NumCPU-1).
+func allowedCPUs() ([]int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil, fmt.Errorf("affinity: %w", err)
+	}
+	var cpus []int
+	for c := 0; c < len(set)*64; c++ {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}
+
 // setAffinity restricts every thread of process pid to cpus. Linux keeps
 // CPU affinity per thread, and a new thread or process takes its creator's,
 // so pinning all the threads of this process also pins what it starts

@@ -4,4 +4,8 @@ package main
 
 import "errors"
 
-func setAffinity(int, []int) error { return errors.New("CPU affinity is not supported here") }
+var errNoAffinity = errors.New("CPU affinity is not supported here")
+
+func allowedCPUs() ([]int, error) { return nil, errNoAffinity }
+
+func setAffinity(int, []int) error { return errNoAffinity }

@@ -336,6 +336,26 @@ func procStatus(pid int, field string) int64 {
 // metrics returns stox's /metrics as name{labels} -> value.
 func (r *rig) metrics() (map[string]float64, error) { return metricsPort(r.metricsPort).metrics() }
 
+// waitGOMAXPROCS waits until stox's GOMAXPROCS is n (Go rechecks the CPUs
+// it may use about once a second).
+func (r *rig) waitGOMAXPROCS(n int, max time.Duration) error {
+	deadline := time.Now().Add(max)
+	for {
+		m, err := r.metrics()
+		if err != nil {
+			return err
+		}
+		got := int(m["go_sched_gomaxprocs_threads"])
+		if got == n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stox's GOMAXPROCS is still %d after %s, want %d", got, max, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // heapAlloc forces a GC in stox (pprof's gc=1) and returns its live heap.
 func (r *rig) heapAlloc() int64 { return metricsPort(r.metricsPort).heapAlloc() }
 
