@@ -118,8 +118,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.IntVar(&o.n, "n", 20000, "messages per measured phase")
-	fs.IntVar(&o.rounds, "rounds", 3, "rounds each measured phase is split into, interleaved with those of the path it is compared with")
+	fs.IntVar(&o.n, "n", 40000, "messages per measured phase (the half-rate phases send a quarter as many)")
+	fs.IntVar(&o.rounds, "rounds", 10, "rounds each measured phase is split into, interleaved with those of the path it is compared with")
 	fs.IntVar(&o.latRounds, "latency-rounds", 10, "rounds of each half-rate (latency) phase; the added p99 is the median of the rounds' differences")
 	fs.BoolVar(&o.quick, "quick", false, "a short run: 4000 messages per phase, three rate steps")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
@@ -609,12 +609,13 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	// Latency, open loop: the phases of each path at the given rates,
 	// interleaved (xs-TAG-ceil, xs-TAG-stox, sx-TAG-ceil, sip-half when
 	// withSIP, sx-TAG-stox).
-	// More rounds than the rate phases, and shorter: a stall of the host
+	// Rounds of their own (-latency-rounds), shorter than the rate
+	// phases' (a quarter of their messages, at half the rate): a stall of the host
 	// (tens of ms, every few seconds here) sets the p99 of the round it
 	// falls in, so the pooled p99s of two paths differ by whichever got
 	// the stalls; the median of the rounds' differences does not.
 	LR := max(o.latRounds, 1)
-	halfN := max(o.n/2, 100)
+	halfN := max(o.n/4, 100)
 	halfRound := max(halfN/LR, 100)
 	openLoop := func(tag string, xsRate, sxRate float64, withSIP bool) ([]*Phase, error) {
 		type phase struct {

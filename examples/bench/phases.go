@@ -265,11 +265,13 @@ func (r *rig) runXS(name, path, domain string, n int, rate float64) *Phase {
 }
 
 // runSXEcho makes the echo component send n messages to the load clients
-// (the S->X ceiling of the XMPP leg). Closed loop: at most o.window*clients
-// unreceived. A conversation is (fake SIP user, client).
+// (the S->X ceiling of the XMPP leg). Its conversations are the UAC's
+// (runSX): o.workers of them, fake SIP user w writing to client w mod
+// clients, so that Prosody routes the same set of senders to the same
+// recipients in both paths. Closed loop: at most o.window*clients
+// unreceived.
 func (r *rig) runSXEcho(name string, n int, rate float64) *Phase {
-	S, E := len(r.clients), r.o.sipUsers
-	P := S * E
+	S, P := len(r.clients), r.o.workers
 	run, t := r.newRun(n, P)
 	var sem chan struct{}
 	if rate == 0 {
@@ -281,13 +283,11 @@ func (r *rig) runSXEcho(name string, n int, rate float64) *Phase {
 			}
 		}
 	}
-	to := make([]string, S)
-	for i := range to {
-		to[i] = userName(i) + "@" + xmppDomain
-	}
-	from := make([]string, E)
-	for k := range from {
-		from[k] = "e" + strconv.Itoa(k) + "@" + echoDomain
+	from := make([]string, P)
+	to := make([]string, P)
+	for w := range P {
+		from[w] = "s" + strconv.Itoa(w) + "@" + echoDomain
+		to[w] = userName(w%S) + "@" + xmppDomain
 	}
 	p := &Phase{Name: name, Path: "echo component -> Prosody -> clients", Offered: rate, Sent: n, drops0: r.udpDrops()}
 	errs0 := r.errors.Load()
@@ -305,11 +305,11 @@ func (r *rig) runSXEcho(name string, n int, rate float64) *Phase {
 		} else {
 			sem <- struct{}{}
 		}
-		pair := k % P
-		body = appendBody(body[:0], run, k, pair, k/P)
+		w := k % P
+		body = appendBody(body[:0], run, k, w, k/P)
 		id := "e" + strconv.Itoa(1e15 + k)[1:] // 16 characters, as stox's ids
 		thread := "e" + strconv.Itoa(run) + "-" + strconv.Itoa(k) + "@bench"
-		if err := r.echo.send(componentStanza(&buf, from[pair/S], to[pair%S], id, thread, body)); err != nil {
+		if err := r.echo.send(componentStanza(&buf, from[w], to[w], id, thread, body)); err != nil {
 			break
 		}
 	}

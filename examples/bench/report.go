@@ -108,7 +108,7 @@ func printReport(w io.Writer, rep *Report) {
 func printMessages(w io.Writer, rep *Report) {
 	pr := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 	p := rep.Params
-	pr("load: %d messages per phase after %d warm-up, in %d rounds interleaved with the compared paths' (half-rate phases: half as many); %d XMPP clients x %d SIP users, window %d per client; %d SIP conversations",
+	pr("load: %d messages per phase after %d warm-up, in %d rounds interleaved with the compared paths' (half-rate phases: a quarter as many); %d XMPP clients x %d SIP users, window %d per client; %d SIP conversations",
 		p.N, p.Warmup, p.Rounds, p.Clients, p.SIPUsers, p.Window, p.Workers)
 	pr("")
 
