@@ -3,7 +3,7 @@
 // Command bench measures stox end to end through a real Prosody on loopback,
 // each path next to its ceiling measured in the same run (issue 3).
 //
-//	go run ./examples/bench            full run (about 4 minutes), a table
+//	go run ./examples/bench            full run (about 3.5 minutes), a table
 //	go run ./examples/bench -json      the same, as JSON on stdout
 //	go run ./examples/bench -quick     fewer messages, for a smoke test
 //	go run ./examples/bench -profile DIR   also CPU and allocation profiles
