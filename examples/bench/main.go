@@ -131,7 +131,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.stepDur, "step-duration", 3*time.Second, "how long each rate step offers load")
 	fs.StringVar(&o.stepList, "step-factors", "", "comma-separated multiples of stox's sustained S->X rate to offer (default 0.5,0.75,1,1.25,1.5,2,3)")
 	fs.StringVar(&o.profileDir, "profile", "", "save CPU profiles of stox during its phases into this directory")
-	fs.IntVar(&o.profileSec, "profile-seconds", 3, "length of each CPU profile (-profile), from the start of the phase")
+	fs.IntVar(&o.profileSec, "profile-seconds", 3, "length of each CPU profile (-profile), from the start of the phase's first round: with -rounds 1 it covers that phase alone")
 	fs.StringVar(&o.stoxEnv, "stox-env", "", "extra environment of stox only, KEY=VALUE[,KEY=VALUE] (e.g. GOGC=200 for an experiment)")
 	fs.StringVar(&o.stoxBin, "stox", "", "stox binary (default: go build ./examples/gateway without -race)")
 	fs.BoolVar(&o.nagle, "prosody-nagle", false, "leave Prosody's Nagle algorithm on (its default; adds delayed-ACK stalls of up to 40 ms)")
