@@ -530,7 +530,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	}()
 
 	// Each path is measured in o.rounds rounds, interleaved with the rounds
-	// of the path it is compared with (ceiling, stox, ceiling, stox, ...),
+	// of the path it is compared with (ceiling, stox, stox, ceiling, ...),
 	// and its figures are those of all its rounds together (mergeRounds):
 	// a change of the host's speed during the run (this bench shares two
 	// cores with everything else) then weighs on both alike, instead of on
@@ -539,10 +539,22 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	roundN := o.n / R
 	// interleave runs the phases of each round in order, R times, checks
 	// each, and merges each phase's rounds under its name.
+	//
+	// Odd rounds run the phases in reverse order, so that each phase
+	// follows each of its neighbours equally often. Whichever phase ran
+	// right after the SIP ceiling (Prosody idle, the load generators'
+	// CPU saturated) cost Prosody more CPU per message: with the S->X
+	// stox phase always there, S->X measured 0.81-0.98 of its ceiling;
+	// with the echo phase there instead, 1.01-1.09, the echo paying.
 	interleave := func(R int, names []string, run func(round, i int) *Phase) ([]*Phase, error) {
 		rounds := make([][]*Phase, len(names))
 		for round := range R {
-			for i := range names {
+			for j := range names {
+				i := j
+				if round%2 == 1 {
+					i = len(names) - 1 - j
+				}
+				r.settle()
 				p := run(round, i)
 				if R > 1 {
 					p.Name = fmt.Sprintf("%s/%d", names[i], round+1)

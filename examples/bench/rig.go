@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -502,6 +503,23 @@ type cpuSnap struct {
 
 func (r *rig) snap() cpuSnap {
 	return cpuSnap{at: time.Now(), stox: cpuTicks(r.stox.PID), prosody: cpuTicks(r.prosody.PID()), bench: cpuTicks(os.Getpid())}
+}
+
+// settle waits, before a measured phase, until the work the one before left
+// behind is done: this process's garbage collected, then stox and Prosody
+// idle (at most one clock tick of CPU each in 100 ms), for at most a
+// second. Without it a phase paid for its predecessor's aftermath (see
+// interleave).
+func (r *rig) settle() {
+	runtime.GC()
+	for range 10 {
+		a := r.snap()
+		time.Sleep(100 * time.Millisecond)
+		b := r.snap()
+		if b.stox-a.stox <= 1 && b.prosody-a.prosody <= 1 {
+			return
+		}
+	}
 }
 
 // cpuCost is CPU microseconds per message of each process between two snaps.
