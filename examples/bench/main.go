@@ -3,7 +3,7 @@
 // Command bench measures stox end to end through a real Prosody on loopback,
 // each path next to its ceiling measured in the same run (issue 3).
 //
-//	go run ./examples/bench            full run (about 3.5 minutes), a table
+//	go run ./examples/bench            full run (about 4 minutes), a table
 //	go run ./examples/bench -json      the same, as JSON on stdout
 //	go run ./examples/bench -quick     fewer messages, for a smoke test
 //	go run ./examples/bench -profile DIR   also CPU and allocation profiles
@@ -540,8 +540,10 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	// interleave runs the phases of each round in order, R times, checks
 	// each, and merges each phase's rounds under its name.
 	//
-	// Odd rounds run the phases in reverse order, so that each phase
-	// follows each of its neighbours equally often. Whichever phase ran
+	// Every phase starts once the work the one before left behind is done
+	// (rig.settle), and odd rounds run the phases in reverse order, so
+	// that each phase follows each of its neighbours equally often.
+	// Without both, whichever phase ran
 	// right after the SIP ceiling (Prosody idle, the load generators'
 	// CPU saturated) cost Prosody more CPU per message: with the S->X
 	// stox phase always there, S->X measured 0.81-0.98 of its ceiling;
@@ -622,9 +624,9 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	// interleaved (xs-TAG-ceil, xs-TAG-stox, sx-TAG-ceil, sip-half when
 	// withSIP, sx-TAG-stox).
 	// Rounds of their own (-latency-rounds), shorter than the rate
-	// phases' (a quarter of their messages, at half the rate): a stall of the host
-	// (tens of ms, every few seconds here) sets the p99 of the round it
-	// falls in, so the pooled p99s of two paths differ by whichever got
+	// phases' (a quarter of their messages, at half the rate): a stall of
+	// the host (tens of ms, every few seconds here) sets the p99 of the
+	// round it falls in, so the pooled p99s of two paths differ by whichever got
 	// the stalls; the median of the rounds' differences does not.
 	LR := max(o.latRounds, 1)
 	halfN := max(o.n/4, 100)
