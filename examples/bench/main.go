@@ -543,11 +543,11 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	// Every phase starts once the work the one before left behind is done
 	// (rig.settle), and odd rounds run the phases in reverse order, so
 	// that each phase follows each of its neighbours equally often.
-	// Without both, whichever phase ran
-	// right after the SIP ceiling (Prosody idle, the load generators'
-	// CPU saturated) cost Prosody more CPU per message: with the S->X
-	// stox phase always there, S->X measured 0.81-0.98 of its ceiling;
-	// with the echo phase there instead, 1.01-1.09, the echo paying.
+	// Without both, whichever phase ran right after the SIP ceiling
+	// (Prosody idle, the load generators' CPU saturated) cost Prosody
+	// more CPU per message: with the S->X stox phase always there, S->X
+	// measured 0.81-0.98 of its ceiling; with the echo phase there
+	// instead, 1.01-1.09, the echo paying.
 	interleave := func(R int, names []string, run func(round, i int) *Phase) ([]*Phase, error) {
 		rounds := make([][]*Phase, len(names))
 		for round := range R {
