@@ -626,8 +626,9 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	// Rounds of their own (-latency-rounds), shorter than the rate
 	// phases' (a quarter of their messages, at half the rate): a stall of
 	// the host (tens of ms, every few seconds here) sets the p99 of the
-	// round it falls in, so the pooled p99s of two paths differ by whichever got
-	// the stalls; the median of the rounds' differences does not.
+	// round it falls in, so the pooled p99s of two paths differ by
+	// whichever got the stalls; the median of the rounds' differences
+	// does not.
 	LR := max(o.latRounds, 1)
 	halfN := max(o.n/4, 100)
 	halfRound := max(halfN/LR, 100)

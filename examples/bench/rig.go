@@ -512,13 +512,14 @@ func (r *rig) snap() cpuSnap {
 // interleave).
 func (r *rig) settle() {
 	runtime.GC()
+	a := r.snap()
 	for range 10 {
-		a := r.snap()
 		time.Sleep(100 * time.Millisecond)
 		b := r.snap()
 		if b.stox-a.stox <= 1 && b.prosody-a.prosody <= 1 {
 			return
 		}
+		a = b
 	}
 }
 
