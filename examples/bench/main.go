@@ -37,8 +37,10 @@
 //	S->X   UAC -> stox -> Prosody -> clients, next to echo -> Prosody -> clients
 //	       and UAC -> bare UAS (closed loop: conversations, one
 //	       transaction each at a time, RFC 3428 s8)
-//	half   each path again, open loop, at half the lower ceiling and at half
-//	       stox's own rate: the latency stox adds
+//	half   each path again, open loop, at half the lower ceiling: the
+//	       latency stox adds, in separate phases and paired (both paths
+//	       of a direction at once, a quarter of the ceiling each, so that
+//	       a stall of the host falls on both)
 //	steps  S->X over UDP, open loop, stepping the offered rate: the highest
 //	       rate without loss and what happens above it
 //
@@ -327,20 +329,21 @@ type Direction struct {
 	HalfStox    *Phase    `json:"half_stox"`
 	AddedP50    float64   `json:"added_latency_p50_ms"` // stox path minus the echo path, at half rate
 	AddedP99    float64   `json:"added_latency_p99_ms"`
-	// The same at half of stox's own sustained rate: latency when stox is
-	// not overloaded, whatever its ratio to the ceiling.
-	HalfOwnRate    float64 `json:"half_own_rate_per_s"`
-	HalfOwnCeiling *Phase  `json:"half_own_xmpp_ceiling"`
-	HalfOwnStox    *Phase  `json:"half_own_stox"`
-	AddedOwnP50    float64 `json:"added_latency_own_p50_ms"`
-	AddedOwnP99    float64 `json:"added_latency_own_p99_ms"`
 	// The added p99 of each round (the figures above pool the rounds'
 	// messages): one stall of the host in one round shows here.
-	RoundAddedP99    []float64 `json:"round_added_latency_p99_ms,omitempty"`
-	RoundAddedOwnP99 []float64 `json:"round_added_latency_own_p99_ms,omitempty"`
-	// Their medians: the figure the target is checked against.
-	MedianAddedP99    float64 `json:"added_latency_p99_median_round_ms"`
-	MedianAddedOwnP99 float64 `json:"added_latency_own_p99_median_round_ms"`
+	RoundAddedP99 []float64 `json:"round_added_latency_p99_ms,omitempty"`
+	// Their median.
+	MedianAddedP99 float64 `json:"added_latency_p99_median_round_ms"`
+	// Paired: both paths at the same time, each at half of HalfRate, so
+	// that Prosody carries HalfRate in all and every stall of the host or
+	// of Prosody falls on both paths' messages alike. The figure the
+	// target is checked against is the median of the rounds' added p99.
+	PairCeiling        *Phase    `json:"paired_xmpp_ceiling"`
+	PairStox           *Phase    `json:"paired_stox"`
+	PairAddedP50       float64   `json:"paired_added_latency_p50_ms"`
+	PairAddedP99       float64   `json:"paired_added_latency_p99_ms"`
+	RoundPairAddedP99  []float64 `json:"round_paired_added_latency_p99_ms,omitempty"`
+	MedianPairAddedP99 float64   `json:"paired_added_latency_p99_median_round_ms"`
 }
 
 type Process struct {
@@ -669,20 +672,56 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 		d.AddedP99 = d.HalfStox.P99 - d.HalfCeiling.P99
 		d.RoundAddedP99 = roundDiffs(d.HalfStox.RoundP99, d.HalfCeiling.RoundP99)
 		d.MedianAddedP99 = median(d.RoundAddedP99)
-		d.HalfOwnRate = d.Stox.Rate / 2
 	}
-	// At half of stox's own rate.
-	logf("half of stox's own rate: X->S %.0f msg/s, S->X %.0f msg/s", xs.HalfOwnRate, sx.HalfOwnRate)
-	ps, err = openLoop("own", xs.HalfOwnRate, sx.HalfOwnRate, false)
-	if err != nil {
-		return nil, err
+	// Paired, at half of each path's ceiling in all: the two paths of a
+	// direction at once, each at a quarter of the ceiling, in rounds; the
+	// echo path's first send lags half an interval behind stox's.
+	logf("paired: X->S %.0f msg/s, S->X %.0f msg/s, half on each path, %d messages on each, in %d rounds", xs.HalfRate, sx.HalfRate, halfRound*LR, LR)
+	type pairRun struct {
+		d    *Direction
+		name string
+		run  func() (e, s *Phase)
 	}
-	xs.HalfOwnCeiling, xs.HalfOwnStox, sx.HalfOwnCeiling, sx.HalfOwnStox = ps[0], ps[1], ps[2], ps[3]
-	for _, d := range []*Direction{xs, sx} {
-		d.AddedOwnP50 = d.HalfOwnStox.P50 - d.HalfOwnCeiling.P50
-		d.AddedOwnP99 = d.HalfOwnStox.P99 - d.HalfOwnCeiling.P99
-		d.RoundAddedOwnP99 = roundDiffs(d.HalfOwnStox.RoundP99, d.HalfOwnCeiling.RoundP99)
-		d.MedianAddedOwnP99 = median(d.RoundAddedOwnP99)
+	pairs := []pairRun{
+		{xs, "xs-pair", func() (e, s *Phase) {
+			rate := xs.HalfRate / 2
+			lag := time.Duration(float64(len(r.clients)) / rate * 1e9 / 2)
+			return r.runPair(
+				func() *Phase { return r.runXSLag("xs-pair-ceil", pathXSEcho, echoDomain, halfRound, rate, lag) },
+				func() *Phase { return r.runXS("xs-pair-stox", pathXSStox, stoxDomain, halfRound, rate) })
+		}},
+		{sx, "sx-pair", func() (e, s *Phase) {
+			rate := sx.HalfRate / 2
+			lag := time.Duration(1 / rate * 1e9 / 2)
+			return r.runPair(
+				func() *Phase { return r.runSXEchoLag("sx-pair-ceil", halfRound, rate, lag) },
+				func() *Phase {
+					return r.runSX("sx-pair-stox", pathSXStox, stoxAddr, halfRound, rate, o.workers, giveUp)
+				})
+		}},
+	}
+	for _, pr := range pairs {
+		var es, ss []*Phase
+		for round := range LR {
+			r.settle()
+			e, s := pr.run()
+			if LR > 1 {
+				e.Name = fmt.Sprintf("%s/%d", e.Name, round+1)
+				s.Name = fmt.Sprintf("%s/%d", s.Name, round+1)
+			}
+			for _, p := range []*Phase{e, s} {
+				if err := check(p); err != nil {
+					return nil, err
+				}
+			}
+			es, ss = append(es, e), append(ss, s)
+		}
+		d := pr.d
+		d.PairCeiling, d.PairStox = mergeRounds(pr.name+"-ceil", es), mergeRounds(pr.name+"-stox", ss)
+		d.PairAddedP50 = d.PairStox.P50 - d.PairCeiling.P50
+		d.PairAddedP99 = d.PairStox.P99 - d.PairCeiling.P99
+		d.RoundPairAddedP99 = roundDiffs(d.PairStox.RoundP99, d.PairCeiling.RoundP99)
+		d.MedianPairAddedP99 = median(d.RoundPairAddedP99)
 	}
 
 	// The overload steps test how stox sheds more than it can take, not a

@@ -210,6 +210,11 @@ func pace(t0 time.Time, j int, interval time.Duration) {
 // loop: rate messages/s in all. Client i sends to o.sipUsers users in turn;
 // a conversation is (client, user).
 func (r *rig) runXS(name, path, domain string, n int, rate float64) *Phase {
+	return r.runXSLag(name, path, domain, n, rate, 0)
+}
+
+// runXSLag is runXS with the open loop's first sends lag after the start.
+func (r *rig) runXSLag(name, path, domain string, n int, rate float64, lag time.Duration) *Phase {
 	S, D := len(r.clients), r.o.sipUsers
 	run, t := r.newRun(n, S*D)
 	var sems []chan struct{}
@@ -242,7 +247,7 @@ func (r *rig) runXS(name, path, domain string, n int, rate float64) *Phase {
 			if rate > 0 {
 				interval = time.Duration(float64(S) / rate * 1e9)
 			}
-			t0 := time.Now()
+			t0 := time.Now().Add(lag)
 			for j := range ni {
 				if rate > 0 {
 					pace(t0, j, interval)
@@ -271,6 +276,12 @@ func (r *rig) runXS(name, path, domain string, n int, rate float64) *Phase {
 // recipients in both paths. Closed loop: at most o.window*clients
 // unreceived.
 func (r *rig) runSXEcho(name string, n int, rate float64) *Phase {
+	return r.runSXEchoLag(name, n, rate, 0)
+}
+
+// runSXEchoLag is runSXEcho with the open loop's first send lag after the
+// start.
+func (r *rig) runSXEchoLag(name string, n int, rate float64, lag time.Duration) *Phase {
 	S, P := len(r.clients), r.o.workers
 	run, t := r.newRun(n, P)
 	var sem chan struct{}
@@ -298,7 +309,7 @@ func (r *rig) runSXEcho(name string, n int, rate float64) *Phase {
 	if rate > 0 {
 		interval = time.Duration(1 / rate * 1e9)
 	}
-	t0 := time.Now()
+	t0 := time.Now().Add(lag)
 	for k := range n {
 		if rate > 0 {
 			pace(t0, k, interval)
@@ -374,6 +385,42 @@ func (r *rig) runSX(name, path string, dest netip.AddrPort, n int, rate float64,
 	p.setSIP(rr.stats())
 	p.Inline = r.inlineCount(dest) - inline0
 	return p
+}
+
+// runPair runs the echo path and the stox path of one direction at the
+// same time (the paired latency phases): each function sends its path's
+// messages, open loop. See pairCost for the figures of the two phases.
+func (r *rig) runPair(echo, stox func() *Phase) (e, s *Phase) {
+	errs0 := r.errors.Load()
+	before := r.snap()
+	var wg sync.WaitGroup
+	wg.Go(func() { e = echo() })
+	wg.Go(func() { s = stox() })
+	wg.Wait()
+	pairCost(e, s, before, r.snap(), r.errors.Load()-errs0)
+	return e, s
+}
+
+// pairCost sets the CPU and refusal figures of a pair of phases that ran
+// at the same time (runPair), each having measured them over its own
+// window as if alone: stox's CPU is its path's alone; Prosody's and the
+// bench's are shared by both paths' messages; the error stanzas the
+// clients got (errs) are the stox path's, the echo component sends none.
+// The SIP view of an S->X stox phase keeps its own refusals (setSIP).
+func pairCost(e, s *Phase, before, after cpuSnap, errs int64) {
+	both := costBetween(before, after, e.Sent+s.Sent)
+	own := costBetween(before, after, s.Sent)
+	for _, p := range []*Phase{e, s} {
+		p.ProsodyCPU, p.BenchCPU, p.Wall = both.Prosody, both.Bench, both.Wall
+	}
+	e.StoxCPU, s.StoxCPU = 0, own.Stox
+	e.ErrorStz, e.Refused = 0, 0
+	e.Lost = max(e.Sent-e.Got, 0)
+	s.ErrorStz = errs
+	if s.SIP == nil {
+		s.Refused = int(errs)
+		s.Lost = max(s.Sent-s.Got-s.Refused, 0)
+	}
 }
 
 // sortedCodes lists status codes in order, "none" last.

@@ -50,6 +50,31 @@ func TestMergeRounds(t *testing.T) {
 	}
 }
 
+// pairCost: stox's CPU over its own messages, Prosody's and the bench's
+// over both paths', the clients' error stanzas to the stox path.
+func TestPairCost(t *testing.T) {
+	tick := int64(ticksPerSecond / 100) // 10 ms of CPU
+	before := cpuSnap{at: epoch, stox: 100, prosody: 200, bench: 300}
+	after := cpuSnap{at: epoch.Add(2 * time.Second), stox: 100 + 30*tick, prosody: 200 + 80*tick, bench: 300 + 40*tick}
+	e := &Phase{Sent: 1000, Got: 990, StoxCPU: 300, ProsodyCPU: 800, ErrorStz: 3, Refused: 3}
+	s := &Phase{Sent: 1000, Got: 997, StoxCPU: 300, ProsodyCPU: 800, ErrorStz: 3, Refused: 3}
+	pairCost(e, s, before, after, 3)
+	if e.StoxCPU != 0 || s.StoxCPU != 300 { // 300 ms over 1000 messages
+		t.Errorf("stox CPU %v / %v, want 0 / 300", e.StoxCPU, s.StoxCPU)
+	}
+	if e.ProsodyCPU != 400 || s.ProsodyCPU != 400 || e.BenchCPU != 200 || s.BenchCPU != 200 {
+		t.Errorf("shared CPU %+v / %+v", e, s)
+	}
+	if e.Refused != 0 || e.Lost != 10 || s.Refused != 3 || s.Lost != 0 || s.ErrorStz != 3 || e.Wall != 2 {
+		t.Errorf("counts %+v / %+v", e, s)
+	}
+	sip := &Phase{Sent: 1000, Got: 990, Refused: 10, SIP: &SIPStats{}}
+	pairCost(&Phase{Sent: 1000}, sip, before, after, 2)
+	if sip.Refused != 10 || sip.ErrorStz != 2 {
+		t.Errorf("an S->X stox phase keeps its SIP refusals: %+v", sip)
+	}
+}
+
 func TestMedian(t *testing.T) {
 	for _, tc := range []struct {
 		v    []float64
