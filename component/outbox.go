@@ -1,6 +1,7 @@
 package component
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,11 +15,13 @@ import (
 // the stanza and the caller reports the refusal to its sender.
 //
 // On a stream (attachStream) a stanza is written without waiting for the
-// socket: what the kernel does not take at once, and every stanza sent after
-// it, goes to pend, which one flusher goroutine writes out, several stanzas
-// per system call, while it lasts. Senders wait only while pend holds
-// pendLimit bytes or more (the server reads too slowly); sendNow never
-// waits, for callers that must not block (sipside's read loop).
+// socket, after the sender yields once so that the stanzas of the goroutines
+// already runnable leave in the same write (gatherLocked): what the kernel
+// does not take at once, and every stanza sent after it, goes to pend, which
+// one flusher goroutine writes out, several stanzas per system call, while
+// it lasts. Senders wait only while pend holds pendLimit bytes or more (the
+// server reads too slowly); sendNow never waits, for callers that must not
+// block (sipside's read loop).
 type outbox struct {
 	mu   sync.Mutex
 	cond sync.Cond // pend has room (Signal, passed on by senders), or the flusher or stream ended (Broadcast)
@@ -26,6 +29,10 @@ type outbox struct {
 	w   func([]byte) error        // nil while disconnected
 	try func([]byte) (int, error) // writes what the socket takes now; nil: w, under mu
 	wv  func([][]byte) error      // the flusher's write of several stanzas
+	// yield, when set, lets the goroutines already runnable go first
+	// before a send writes (gather); runtime.Gosched on a stream.
+	yield  func()
+	gather []byte // the gathering sender's write buffer (under mu)
 
 	q         [][]byte
 	pend      []pending // accepted while the flusher runs, oldest first
@@ -88,6 +95,10 @@ func (o *outbox) put(b []byte, wait bool) (queued bool, err error) {
 		return false, nil
 	}
 	if o.w != nil && len(o.q) == 0 {
+		if wait && o.try != nil && o.yield != nil {
+			o.gatherLocked(b)
+			return false, nil
+		}
 		if o.try == nil {
 			if err := o.w(b); err == nil {
 				return false, nil
@@ -118,6 +129,76 @@ func (o *outbox) put(b []byte, wait bool) (queued bool, err error) {
 	return true, nil
 }
 
+// gatherKeep is the largest gather buffer the outbox keeps between writes.
+const gatherKeep = 64 << 10
+
+// gatherLocked writes b and the stanzas other senders add while it yields,
+// in one write that does not wait. Under load the goroutines that yield
+// lets run first are mostly senders too (sipside's workers, which the read
+// loop starts several at a time): one system call and one TCP segment then
+// carry what would have taken one each. What the socket does not take goes
+// to the flusher, as in put.
+func (o *outbox) gatherLocked(b []byte) {
+	o.pend = append(o.pend, pending{b: b})
+	o.pendBytes += len(b)
+	o.flushing = true
+	o.setFree()
+	o.mu.Unlock()
+	o.yield()
+	o.mu.Lock()
+	batch := o.pend
+	o.pend, o.pendBytes = nil, 0
+	if o.w == nil { // the stream went away meanwhile
+		o.pend = batch
+		o.endFlushLocked()
+		return
+	}
+	buf := batch[0].b[batch[0].off:]
+	if len(batch) > 1 {
+		buf = o.gather[:0]
+		for _, p := range batch {
+			buf = append(buf, p.b[p.off:]...)
+		}
+		if o.gather = buf[:0]; cap(buf) > gatherKeep {
+			o.gather = nil // a burst of large stanzas: not kept for ever
+		}
+	}
+	n, err := o.try(buf)
+	if err != nil {
+		// As in put: whether the server got them is unknown; they are
+		// written again after the reconnect.
+		o.requeueLocked(batch)
+		o.lostLocked()
+		o.endFlushLocked()
+		return
+	}
+	for i := range batch {
+		l := len(batch[i].b) - batch[i].off
+		if n >= l {
+			n -= l
+			batch[i] = pending{}
+			continue
+		}
+		batch[i].off += n
+		o.pend = batch[i:]
+		for _, p := range o.pend {
+			o.pendBytes += len(p.b) - p.off
+		}
+		go o.flush(o.wv) // flushing stays set: the flusher ends it
+		return
+	}
+	o.endFlushLocked()
+}
+
+// endFlushLocked ends a flush: what is left in pend is queued for the next
+// stream, and the senders waiting for room go on.
+func (o *outbox) endFlushLocked() {
+	o.requeueLocked(nil)
+	o.flushing = false
+	o.setFree()
+	o.cond.Broadcast()
+}
+
 // flush writes pend out until it is empty or the stream is gone; then what
 // it could not write goes to the head of the queue, for the next stream.
 func (o *outbox) flush(wv func([][]byte) error) {
@@ -125,10 +206,7 @@ func (o *outbox) flush(wv func([][]byte) error) {
 	for {
 		o.mu.Lock()
 		if len(o.pend) == 0 || o.w == nil {
-			o.requeueLocked(nil)
-			o.flushing = false
-			o.setFree()
-			o.cond.Broadcast()
+			o.endFlushLocked()
 			o.mu.Unlock()
 			return
 		}
@@ -147,9 +225,7 @@ func (o *outbox) flush(wv func([][]byte) error) {
 			if o.w != nil {
 				o.lostLocked()
 			}
-			o.flushing = false
-			o.setFree()
-			o.cond.Broadcast()
+			o.endFlushLocked()
 			o.mu.Unlock()
 			return
 		}
@@ -193,7 +269,11 @@ func (o *outbox) attach(w func([]byte) error) (flushed int, err error) {
 
 // attachStream is attach with s's writes that do not wait (see outbox).
 func (o *outbox) attachStream(s *stream) (flushed int, err error) {
-	return o.attachWriters(s.write, s.tryWrite, s.writeBuffers)
+	flushed, err = o.attachWriters(s.write, s.tryWrite, s.writeBuffers)
+	o.mu.Lock()
+	o.yield = runtime.Gosched
+	o.mu.Unlock()
+	return flushed, err
 }
 
 func (o *outbox) attachWriters(w func([]byte) error, try func([]byte) (int, error), wv func([][]byte) error) (flushed int, err error) {

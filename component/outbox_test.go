@@ -3,6 +3,7 @@ package component
 import (
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,8 +18,10 @@ type fakeSocket struct {
 	out     strings.Builder
 	room    int
 	tryErr  error
+	tries   []string // what each try was given
 	wvErr   error
 	wvCalls int
+	wvBufs  []string      // every buffer the flusher's writes were given
 	release chan struct{} // a flusher write waits for a value, when not nil
 	entered chan struct{} // told when a flusher write begins, when not nil
 }
@@ -33,6 +36,7 @@ func (f *fakeSocket) write(b []byte) error {
 func (f *fakeSocket) try(b []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.tries = append(f.tries, string(b))
 	if f.tryErr != nil {
 		return 0, f.tryErr
 	}
@@ -60,6 +64,7 @@ func (f *fakeSocket) writev(bufs [][]byte) error {
 	}
 	for _, b := range bufs {
 		f.out.Write(b)
+		f.wvBufs = append(f.wvBufs, string(b))
 	}
 	return nil
 }
@@ -86,6 +91,159 @@ func waitIdle(t *testing.T, o *outbox) {
 	defer o.mu.Unlock()
 	for o.flushing {
 		o.cond.Wait()
+	}
+}
+
+// newGatherOutbox is newTestOutbox with yield set: during its first yield
+// the outbox is given more, and during it a sender may also be waiting.
+func newGatherOutbox(t *testing.T, f *fakeSocket, during func(o *outbox)) *outbox {
+	t.Helper()
+	o := newTestOutbox(t, f)
+	once := false
+	o.yield = func() {
+		if !once {
+			once = true
+			during(o)
+		}
+	}
+	return o
+}
+
+// A send on a free stream yields first, and what other senders add
+// meanwhile leaves with it in one write, in order.
+func TestOutboxGathers(t *testing.T) {
+	f := &fakeSocket{room: -1}
+	o := newGatherOutbox(t, f, func(o *outbox) {
+		for _, s := range []string{"<b/>", "<c/>"} {
+			if queued, err := o.send([]byte(s)); queued || err != nil {
+				t.Errorf("send %s while gathering: queued %v, %v", s, queued, err)
+			}
+		}
+	})
+	if queued, err := o.send([]byte("<a/>")); queued || err != nil {
+		t.Fatalf("send: queued %v, %v", queued, err)
+	}
+	if !slices.Equal(f.tries, []string{"<a/><b/><c/>"}) {
+		t.Fatalf("writes %q, want one of all three", f.tries)
+	}
+	if !o.idle() || f.wvCalls != 0 {
+		t.Fatalf("idle %v, flusher writes %d", o.idle(), f.wvCalls)
+	}
+	if _, err := o.send([]byte("<d/>")); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.written(); got != "<a/><b/><c/><d/>" {
+		t.Fatalf("written %q", got)
+	}
+}
+
+// The gather buffer is kept for the next write, unless a burst of large
+// stanzas made it larger than gatherKeep.
+func TestOutboxGatherBufferKept(t *testing.T) {
+	for _, size := range []int{100, gatherKeep} {
+		f := &fakeSocket{room: -1}
+		o := newGatherOutbox(t, f, func(o *outbox) {
+			if _, err := o.send(make([]byte, size)); err != nil {
+				t.Error(err)
+			}
+		})
+		if _, err := o.send([]byte("<a/>")); err != nil {
+			t.Fatal(err)
+		}
+		if kept := o.gather != nil; kept != (size < gatherKeep) {
+			t.Errorf("after %d+4 bytes: buffer kept %v", size, kept)
+		}
+		if len(f.written()) != size+4 {
+			t.Errorf("written %d bytes, want %d", len(f.written()), size+4)
+		}
+	}
+}
+
+// What the socket does not take of a gathered write goes to the flusher,
+// from the byte where it stopped, stanza by stanza.
+func TestOutboxGatherShortWrite(t *testing.T) {
+	f := &fakeSocket{room: len("<a/><b")}
+	o := newGatherOutbox(t, f, func(o *outbox) {
+		if _, err := o.send([]byte("<b/>")); err != nil {
+			t.Error(err)
+		}
+		if _, err := o.send([]byte("<c/>")); err != nil {
+			t.Error(err)
+		}
+	})
+	if _, err := o.send([]byte("<a/>")); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, o)
+	if got := f.written(); got != "<a/><b/><c/>" {
+		t.Fatalf("written %q", got)
+	}
+	f.mu.Lock()
+	rest := f.wvBufs
+	f.mu.Unlock()
+	if !slices.Equal(rest, []string{"/>", "<c/>"}) {
+		t.Fatalf("left to the flusher %q, want the rest of <b/>, then <c/>", rest)
+	}
+	if !o.idle() {
+		t.Fatal("not idle after the flusher")
+	}
+}
+
+// A gathered write that fails queues every stanza of it whole, in order,
+// for the next stream, and marks the stream gone.
+func TestOutboxGatherWriteFails(t *testing.T) {
+	f := &fakeSocket{room: -1, tryErr: errors.New("broken pipe")}
+	o := newGatherOutbox(t, f, func(o *outbox) {
+		if _, err := o.send([]byte("<b/>")); err != nil {
+			t.Error(err)
+		}
+	})
+	if _, err := o.send([]byte("<a/>")); err != nil {
+		t.Fatalf("send: %v (the stanza is queued, not refused)", err)
+	}
+	if n, connected := o.stats(); n != 2 || connected {
+		t.Fatalf("%d queued, connected %v; want 2, false", n, connected)
+	}
+	g := &fakeSocket{room: -1}
+	if n, err := o.attachWriters(g.write, g.try, g.writev); n != 2 || err != nil {
+		t.Fatalf("reattach flushed %d, %v", n, err)
+	}
+	if got := g.written(); got != "<a/><b/>" {
+		t.Fatalf("written after the reconnect %q", got)
+	}
+}
+
+// The stream goes away while a sender yields: its stanza and those added
+// meanwhile are queued for the next stream, none is written to the old one.
+func TestOutboxGatherStreamLost(t *testing.T) {
+	f := &fakeSocket{room: -1}
+	o := newGatherOutbox(t, f, func(o *outbox) {
+		if _, err := o.send([]byte("<b/>")); err != nil {
+			t.Error(err)
+		}
+		o.detach()
+	})
+	if queued, err := o.send([]byte("<a/>")); queued || err != nil {
+		t.Fatalf("send: queued %v, %v", queued, err)
+	}
+	if len(f.tries) != 0 || f.written() != "" {
+		t.Fatalf("written to the lost stream: %q", f.tries)
+	}
+	if n, connected := o.stats(); n != 2 || connected {
+		t.Fatalf("%d queued, connected %v; want 2, false", n, connected)
+	}
+	o.wait() // no flusher is left running
+}
+
+// sendNow (sipside's read loop) never yields: it writes at once.
+func TestOutboxSendNowDoesNotGather(t *testing.T) {
+	f := &fakeSocket{room: -1}
+	o := newGatherOutbox(t, f, func(*outbox) { t.Error("sendNow yielded") })
+	if _, err := o.sendNow([]byte("<a/>")); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(f.tries, []string{"<a/>"}) {
+		t.Fatalf("writes %q", f.tries)
 	}
 }
 
