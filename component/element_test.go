@@ -254,3 +254,22 @@ func FuzzElementReader(f *testing.F) {
 		}
 	})
 }
+
+// validASCIIName agrees with validName on every ASCII name of one and two
+// bytes, and on some longer ones (name never asks about an empty one).
+func TestValidASCIIName(t *testing.T) {
+	check := func(n []byte) {
+		if got, want := validASCIIName(n), validName(n); got != want {
+			t.Errorf("validASCIIName(%q) = %v, validName %v", n, got, want)
+		}
+	}
+	for a := range 128 {
+		check([]byte{byte(a)})
+		for b := range 128 {
+			check([]byte{byte(a), byte(b)})
+		}
+	}
+	for _, n := range []string{"message", "xml:lang", "stream:stream", "a-b.c_d9", "9ab", "-ab", ".ab", "_a", "ab cd", "a\x7f"} {
+		check([]byte(n))
+	}
+}

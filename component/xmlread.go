@@ -273,6 +273,7 @@ func (p *xmlParser) skipSpace() {
 // name reads a (possibly prefixed) XML name.
 func (p *xmlParser) name() ([]byte, error) {
 	start := p.i
+	colons, ascii := 0, true
 	for p.i < len(p.d) {
 		c := p.d[p.i]
 		if isSpace(c) || c == '/' || c == '>' || c == '=' {
@@ -280,6 +281,11 @@ func (p *xmlParser) name() ([]byte, error) {
 		}
 		if c == '<' || c == '&' || c == '"' || c == '\'' {
 			return nil, p.fail("invalid character in a name")
+		}
+		if c >= utf8.RuneSelf {
+			ascii = false
+		} else if c == ':' {
+			colons++ // a byte of a multi-byte UTF-8 sequence is never ':'
 		}
 		p.i++
 	}
@@ -290,8 +296,11 @@ func (p *xmlParser) name() ([]byte, error) {
 		return nil, p.fail("expected a name")
 	}
 	n := p.d[start:p.i]
-	if !validName(n) || bytes.Count(n, []byte(":")) > 1 {
+	if colons > 1 || ascii && !validASCIIName(n) || !ascii && !validName(n) {
 		return nil, p.fail("invalid name " + string(n))
+	}
+	if colons == 0 {
+		return n, nil
 	}
 	if j := bytes.IndexByte(n, ':'); j > 0 && j < len(n)-1 {
 		if r, _ := utf8.DecodeRune(n[j+1:]); !isNameStart(r) {
@@ -302,6 +311,40 @@ func (p *xmlParser) name() ([]byte, error) {
 		}
 	}
 	return n, nil
+}
+
+// asciiName classifies ASCII bytes for validASCIIName: nameStartByte for
+// the bytes a name may start with, nameCharByte for those it may go on with
+// (isNameStart, isNameChar).
+var asciiName = func() (t [utf8.RuneSelf]uint8) {
+	for c := range t {
+		if isNameChar(rune(c)) {
+			t[c] |= nameCharByte
+		}
+		if isNameStart(rune(c)) {
+			t[c] |= nameStartByte
+		}
+	}
+	return t
+}()
+
+const (
+	nameCharByte = 1 << iota
+	nameStartByte
+)
+
+// validASCIIName is validName for a name of ASCII bytes only: most names,
+// checked without decoding runes.
+func validASCIIName(n []byte) bool {
+	if len(n) == 0 || asciiName[n[0]]&nameStartByte == 0 {
+		return false
+	}
+	for _, c := range n[1:] {
+		if asciiName[c]&nameCharByte == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // validName checks the XML Name production (s2.3), as encoding/xml does.
