@@ -31,8 +31,9 @@ type outbox struct {
 	wv  func([][]byte) error      // the flusher's write of several stanzas
 	// yield, when set, lets the goroutines already runnable go first
 	// before a send writes (gather); runtime.Gosched on a stream.
-	yield  func()
-	gather []byte // the gathering sender's write buffer (under mu)
+	yield     func()
+	gather    []byte // the gathering sender's write buffer (under mu)
+	gathering bool   // a sender yields before writing pend (gatherLocked)
 
 	q         [][]byte
 	pend      []pending // accepted while the flusher runs, oldest first
@@ -85,6 +86,9 @@ func (o *outbox) put(b []byte, wait bool) (queued bool, err error) {
 	if o.w != nil && o.flushing {
 		o.pend = append(o.pend, pending{b: b})
 		o.pendBytes += len(b)
+		if o.gathering && len(o.pend) >= gatherMax {
+			o.writeGatheredLocked() // see gatherLocked
+		}
 		if o.pendBytes < pendLimit {
 			// Room left: the next waiting sender goes on. Senders are
 			// woken one at a time (the flusher wakes the first), not all
@@ -132,6 +136,12 @@ func (o *outbox) put(b []byte, wait bool) (queued bool, err error) {
 // gatherKeep is the largest gather buffer the outbox keeps between writes.
 const gatherKeep = 64 << 10
 
+// gatherMax is how many stanzas a gathering sender waits for at most: the
+// sender that brings pend to it writes them itself. Without a bound, after
+// a stall of the host (hundreds of workers runnable at once) the first
+// stanza waited for all of them to be handled: a few milliseconds.
+const gatherMax = 16
+
 // gatherLocked writes b and the stanzas other senders add while it yields,
 // in one write that does not wait. Under load the goroutines that yield
 // lets run first are mostly senders too (sipside's workers, which the read
@@ -141,17 +151,37 @@ const gatherKeep = 64 << 10
 func (o *outbox) gatherLocked(b []byte) {
 	o.pend = append(o.pend, pending{b: b})
 	o.pendBytes += len(b)
-	o.flushing = true
+	o.flushing, o.gathering = true, true
 	o.setFree()
 	o.mu.Unlock()
 	o.yield()
 	o.mu.Lock()
+	if !o.gathering {
+		// A sender's write, or a failed one, ended the gathering
+		// (writeGatheredLocked); pend is the flusher's now, or queued.
+		return
+	}
+	o.gathering = false
+	if o.writeGatheredLocked() {
+		o.endFlushLocked()
+	}
+}
+
+// writeGatheredLocked writes pend in one write that does not wait. It
+// reports whether all of it went out; otherwise the gathering is over:
+// the stream is gone or the write failed (pend queued for the next stream,
+// flush ended) or the socket took only part (the rest is the flusher's).
+func (o *outbox) writeGatheredLocked() (all bool) {
 	batch := o.pend
 	o.pend, o.pendBytes = nil, 0
+	if len(batch) == 0 {
+		return true
+	}
 	if o.w == nil { // the stream went away meanwhile
 		o.pend = batch
+		o.gathering = false
 		o.endFlushLocked()
-		return
+		return false
 	}
 	buf := batch[0].b[batch[0].off:]
 	if len(batch) > 1 {
@@ -169,8 +199,9 @@ func (o *outbox) gatherLocked(b []byte) {
 		// written again after the reconnect.
 		o.requeueLocked(batch)
 		o.lostLocked()
+		o.gathering = false
 		o.endFlushLocked()
-		return
+		return false
 	}
 	for i := range batch {
 		l := len(batch[i].b) - batch[i].off
@@ -184,10 +215,11 @@ func (o *outbox) gatherLocked(b []byte) {
 		for _, p := range o.pend {
 			o.pendBytes += len(p.b) - p.off
 		}
+		o.gathering = false
 		go o.flush(o.wv) // flushing stays set: the flusher ends it
-		return
+		return false
 	}
-	o.endFlushLocked()
+	return true
 }
 
 // endFlushLocked ends a flush: what is left in pend is queued for the next

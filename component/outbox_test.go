@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -134,6 +135,68 @@ func TestOutboxGathers(t *testing.T) {
 	}
 	if got := f.written(); got != "<a/><b/><c/><d/>" {
 		t.Fatalf("written %q", got)
+	}
+}
+
+// A gathering sender waits for gatherMax stanzas at most: the sender that
+// brings pend to that writes them, the gathering one writes the rest.
+func TestOutboxGatherBounded(t *testing.T) {
+	f := &fakeSocket{room: -1}
+	var want []string
+	all := "<a/>"
+	o := newGatherOutbox(t, f, func(o *outbox) {
+		for i := 1; i <= gatherMax+4; i++ {
+			s := "<s" + strconv.Itoa(i) + "/>"
+			all += s
+			if _, err := o.send([]byte(s)); err != nil {
+				t.Error(err)
+			}
+			if i == gatherMax-1 {
+				want = append(want, all)
+				all = ""
+			}
+		}
+	})
+	if _, err := o.send([]byte("<a/>")); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, all)
+	if !slices.Equal(f.tries, want) {
+		t.Fatalf("writes %q, want %q", f.tries, want)
+	}
+	if !o.idle() {
+		t.Fatal("not idle")
+	}
+}
+
+// The write of the sender that brings pend to gatherMax fails: every
+// stanza is queued, in order, and the gathering sender, back from its
+// yield, leaves the outbox as the failure left it.
+func TestOutboxGatherBoundedWriteFails(t *testing.T) {
+	f := &fakeSocket{room: -1, tryErr: errors.New("broken pipe")}
+	o := newGatherOutbox(t, f, func(o *outbox) {
+		for i := 1; i <= gatherMax+1; i++ {
+			if _, err := o.send([]byte("<s" + strconv.Itoa(i) + "/>")); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if _, err := o.send([]byte("<a/>")); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.tries) != 1 {
+		t.Fatalf("writes %q, want the one that failed", f.tries)
+	}
+	if n, connected := o.stats(); n != gatherMax+2 || connected {
+		t.Fatalf("%d queued, connected %v; want %d, false", n, connected, gatherMax+2)
+	}
+	o.wait()
+	g := &fakeSocket{room: -1}
+	if _, err := o.attachWriters(g.write, g.try, g.writev); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.written(); !strings.HasPrefix(got, "<a/><s1/><s2/>") || !strings.HasSuffix(got, "<s"+strconv.Itoa(gatherMax+1)+"/>") {
+		t.Fatalf("written after the reconnect %q", got)
 	}
 }
 
