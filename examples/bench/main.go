@@ -3,7 +3,7 @@
 // Command bench measures stox end to end through a real Prosody on loopback,
 // each path next to its ceiling measured in the same run (issue 3).
 //
-//	go run ./examples/bench            full run (about 4 minutes), a table
+//	go run ./examples/bench            full run (about 3 minutes), a table
 //	go run ./examples/bench -json      the same, as JSON on stdout
 //	go run ./examples/bench -quick     fewer messages, for a smoke test
 //	go run ./examples/bench -profile DIR   also CPU and allocation profiles
@@ -37,10 +37,11 @@
 //	S->X   UAC -> stox -> Prosody -> clients, next to echo -> Prosody -> clients
 //	       and UAC -> bare UAS (closed loop: conversations, one
 //	       transaction each at a time, RFC 3428 s8)
-//	half   each path again, open loop, at half the lower ceiling: the
-//	       latency stox adds, in separate phases and paired (both paths
-//	       of a direction at once, a quarter of the ceiling each, so that
-//	       a stall of the host falls on both)
+//	paired each path again, open loop, at half the lower ceiling in all:
+//	       the latency stox adds, with both paths of a direction at once,
+//	       a quarter of the ceiling each, so that a stall of the host falls
+//	       on both (-separate-latency: also each path alone at half the
+//	       ceiling, as before the paired phases)
 //	steps  S->X over UDP, open loop, stepping the offered rate: the highest
 //	       rate without loss and what happens above it
 //
@@ -82,6 +83,8 @@ type options struct {
 	n          int
 	rounds     int
 	latRounds  int
+	latN       int
+	separate   bool
 	quick      bool
 	asJSON     bool
 	clients    int
@@ -120,9 +123,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.IntVar(&o.n, "n", 40000, "messages per measured phase (the half-rate phases send a quarter as many)")
-	fs.IntVar(&o.rounds, "rounds", 10, "rounds each measured phase is split into, interleaved with those of the path it is compared with")
+	fs.IntVar(&o.n, "n", 80000, "messages per rate phase (X->S, S->X and their ceilings)")
+	fs.IntVar(&o.rounds, "rounds", 20, "rounds each rate phase is split into, interleaved with those of the path it is compared with")
+	fs.IntVar(&o.latN, "latency-n", 10000, "messages on each path of a half-rate (latency) phase")
 	fs.IntVar(&o.latRounds, "latency-rounds", 10, "rounds of each half-rate (latency) phase; the added p99 is the median of the rounds' differences")
+	fs.BoolVar(&o.separate, "separate-latency", false, "also measure the added latency with each path alone at half the ceiling (the paired phases' predecessor; about 20 s)")
 	fs.BoolVar(&o.quick, "quick", false, "a short run: 4000 messages per phase, three rate steps")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	fs.IntVar(&o.clients, "clients", 8, "XMPP load clients")
@@ -130,7 +135,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.window, "window", 128, "closed loop: messages each XMPP client may have unreceived")
 	fs.IntVar(&o.workers, "sip-workers", 256, "closed loop: concurrent UAC conversations, one transaction each")
 	fs.BoolVar(&o.steps, "steps", true, "step the offered S->X UDP rate to find the highest rate without loss")
-	fs.DurationVar(&o.stepDur, "step-duration", 3*time.Second, "how long each rate step offers load")
+	fs.DurationVar(&o.stepDur, "step-duration", 2*time.Second, "how long each rate step offers load")
 	fs.StringVar(&o.stepList, "step-factors", "", "comma-separated multiples of stox's sustained S->X rate to offer (default 0.5,0.75,1,1.25,1.5,2,3)")
 	fs.StringVar(&o.profileDir, "profile", "", "save CPU profiles of stox during its phases into this directory")
 	fs.IntVar(&o.profileSec, "profile-seconds", 3, "length of each CPU profile (-profile), from the start of the phase's first round: with -rounds 1 it covers that phase alone")
@@ -163,6 +168,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.quick {
 		o.n = min(o.n, 4000)
+		o.latN = min(o.latN, 1000)
 		o.stepDur = min(o.stepDur, time.Second)
 		if !flagSet(fs, "presence-counts") {
 			o.presCountsStr = "1000,5000"
@@ -189,14 +195,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench: -presence-window, -presence-users, -presence-refresh >= 1, -presence-out, -presence-rate >= 0, -presence-transport udp or tcp")
 		return 2
 	}
-	if o.n < 100 || o.clients < 1 || o.sipUsers < 1 || o.window < 1 || o.workers < 1 || o.rounds < 1 || o.n/o.rounds < 100 || o.latRounds < 1 {
-		fmt.Fprintln(stderr, "bench: -n >= 100, -rounds >= 1 with -n/-rounds >= 100, and -clients, -sip-users, -window, -sip-workers >= 1")
+	if o.n < 100 || o.clients < 1 || o.sipUsers < 1 || o.window < 1 || o.workers < 1 || o.rounds < 1 || o.n/o.rounds < 100 || o.latRounds < 1 || o.latN < 100 {
+		fmt.Fprintln(stderr, "bench: -n >= 100, -rounds >= 1 with -n/-rounds >= 100, -latency-n >= 100, and -clients, -sip-users, -window, -sip-workers >= 1")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	start := time.Now()
 	logf := func(format string, a ...any) {
-		fmt.Fprintf(stderr, "bench: "+format+"\n", a...)
+		fmt.Fprintf(stderr, "bench: %5.1fs "+format+"\n", append([]any{time.Since(start).Seconds()}, a...)...)
 	}
 	rep, err := benchAll(ctx, o, logf)
 	if err != nil {
@@ -276,8 +283,8 @@ type Report struct {
 
 	XS   Direction `json:"xmpp_to_sip"`
 	SX   Direction `json:"sip_to_xmpp"`
-	SIP  *Phase    `json:"sip_ceiling"` // UAC -> bare UAS, closed loop
-	Half *Phase    `json:"sip_half"`    // UAC -> bare UAS at the S->X half rate
+	SIP  *Phase    `json:"sip_ceiling"`        // UAC -> bare UAS, closed loop
+	Half *Phase    `json:"sip_half,omitempty"` // UAC -> bare UAS at the S->X half rate (-separate-latency)
 
 	Steps        []*Phase `json:"udp_steps"`
 	MaxLossless  float64  `json:"udp_max_lossless_per_s"`
@@ -304,6 +311,8 @@ type Params struct {
 	N          int     `json:"messages_per_phase"`
 	Rounds     int     `json:"rounds_per_phase"`
 	LatRounds  int     `json:"rounds_per_latency_phase"`
+	LatN       int     `json:"messages_per_latency_phase"`
+	Separate   bool    `json:"separate_latency_phases"`
 	Warmup     int     `json:"warmup_messages"`
 	Clients    int     `json:"xmpp_clients"`
 	SIPUsers   int     `json:"sip_users_per_client"`
@@ -325,15 +334,16 @@ type Direction struct {
 	// RoundRatios are stox's rate over the path ceiling in each round.
 	RoundRatios []float64 `json:"round_ratios,omitempty"`
 	HalfRate    float64   `json:"half_rate_per_s"` // half the path ceiling
-	HalfCeiling *Phase    `json:"half_xmpp_ceiling"`
-	HalfStox    *Phase    `json:"half_stox"`
-	AddedP50    float64   `json:"added_latency_p50_ms"` // stox path minus the echo path, at half rate
-	AddedP99    float64   `json:"added_latency_p99_ms"`
+	// Separate (-separate-latency): each path alone at HalfRate.
+	HalfCeiling *Phase  `json:"half_xmpp_ceiling,omitempty"`
+	HalfStox    *Phase  `json:"half_stox,omitempty"`
+	AddedP50    float64 `json:"added_latency_p50_ms,omitempty"` // stox path minus the echo path, at half rate
+	AddedP99    float64 `json:"added_latency_p99_ms,omitempty"`
 	// The added p99 of each round (the figures above pool the rounds'
 	// messages): one stall of the host in one round shows here.
 	RoundAddedP99 []float64 `json:"round_added_latency_p99_ms,omitempty"`
 	// Their median.
-	MedianAddedP99 float64 `json:"added_latency_p99_median_round_ms"`
+	MedianAddedP99 float64 `json:"added_latency_p99_median_round_ms,omitempty"`
 	// Paired: both paths at the same time, each at half of HalfRate, so
 	// that Prosody carries HalfRate in all and every stall of the host or
 	// of Prosody falls on both paths' messages alike. The figure the
@@ -389,10 +399,10 @@ func loadavg() string {
 func bench(ctx context.Context, o options, logf func(string, ...any), during func()) (rep *Report, err error) {
 	rep = &Report{Started: time.Now()}
 	rep.Host = Host{CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadAvg: loadavg(), StoxBuild: "go build (no -race)", Ticks: ticksPerSecond}
-	warm := max(o.n/10, 500)
+	warm := max(min(o.n/10, 4000), 500)
 	stepPairs := 4096
 	giveUpStep := 8 * time.Second
-	rep.Params = Params{N: o.n / o.rounds * o.rounds, Rounds: o.rounds, LatRounds: max(o.latRounds, 1), Warmup: warm, Clients: o.clients, SIPUsers: o.sipUsers, Window: o.window,
+	rep.Params = Params{N: o.n / o.rounds * o.rounds, Rounds: o.rounds, LatRounds: max(o.latRounds, 1), LatN: o.latN, Separate: o.separate, Warmup: warm, Clients: o.clients, SIPUsers: o.sipUsers, Window: o.window,
 		Workers: o.workers, StepPairs: stepPairs, StepDur: o.stepDur.Seconds(), GiveUpStep: giveUpStep.Seconds()}
 
 	// Prosody is single-threaded and the limit of every path: on its own
@@ -623,55 +633,41 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 		}
 	}
 
-	// Latency, open loop: the phases of each path at the given rates,
-	// interleaved (xs-TAG-ceil, xs-TAG-stox, sx-TAG-ceil, sip-half when
-	// withSIP, sx-TAG-stox).
-	// Rounds of their own (-latency-rounds), shorter than the rate
-	// phases' (a quarter of their messages, at half the rate): a stall of
-	// the host (tens of ms, every few seconds here) sets the p99 of the
-	// round it falls in, so the pooled p99s of two paths differ by
-	// whichever got the stalls; the median of the rounds' differences
-	// does not.
+	// Latency, open loop, at half of each path's ceiling, in rounds of
+	// their own (-latency-rounds, -latency-n): a stall of the host (tens
+	// of ms, every few seconds here) sets the p99 of the round it falls
+	// in, so the pooled p99s of two paths differ by whichever got the
+	// stalls; the median of the rounds' differences does not.
 	LR := max(o.latRounds, 1)
-	halfN := max(o.n/4, 100)
-	halfRound := max(halfN/LR, 100)
-	openLoop := func(tag string, xsRate, sxRate float64, withSIP bool) ([]*Phase, error) {
-		type phase struct {
-			name string
-			run  func(name string) *Phase
-		}
-		phases := []phase{
-			{"xs-" + tag + "-ceil", func(name string) *Phase { return r.runXS(name, pathXSEcho, echoDomain, halfRound, xsRate) }},
-			{"xs-" + tag + "-stox", func(name string) *Phase { return r.runXS(name, pathXSStox, stoxDomain, halfRound, xsRate) }},
-			{"sx-" + tag + "-ceil", func(name string) *Phase { return r.runSXEcho(name, halfRound, sxRate) }},
-		}
-		if withSIP {
-			phases = append(phases, phase{"sip-half", func(name string) *Phase {
-				return r.runSX(name, pathSIP, bareAddr, halfRound, sxRate, o.workers, giveUp)
-			}})
-		}
-		phases = append(phases, phase{"sx-" + tag + "-stox", func(name string) *Phase {
-			return r.runSX(name, pathSXStox, stoxAddr, halfRound, sxRate, o.workers, giveUp)
-		}})
-		names := make([]string, len(phases))
-		for i, p := range phases {
-			names[i] = p.name
-		}
-		return interleave(LR, names, func(_, i int) *Phase { return phases[i].run(names[i]) })
-	}
+	halfRound := max(o.latN/LR, 100)
 
-	// At half of each path's ceiling.
-	logf("half rate: X->S %.0f msg/s, S->X %.0f msg/s, %d messages each, in %d rounds", xs.HalfRate, sx.HalfRate, halfRound*LR, LR)
-	ps, err = openLoop("half", xs.HalfRate, sx.HalfRate, true)
-	if err != nil {
-		return nil, err
-	}
-	xs.HalfCeiling, xs.HalfStox, sx.HalfCeiling, rep.Half, sx.HalfStox = ps[0], ps[1], ps[2], ps[3], ps[4]
-	for _, d := range []*Direction{xs, sx} {
-		d.AddedP50 = d.HalfStox.P50 - d.HalfCeiling.P50
-		d.AddedP99 = d.HalfStox.P99 - d.HalfCeiling.P99
-		d.RoundAddedP99 = roundDiffs(d.HalfStox.RoundP99, d.HalfCeiling.RoundP99)
-		d.MedianAddedP99 = median(d.RoundAddedP99)
+	// Separate (-separate-latency): each path alone, the phases of a
+	// round one after the other.
+	if o.separate {
+		logf("half rate: X->S %.0f msg/s, S->X %.0f msg/s, %d messages each, in %d rounds", xs.HalfRate, sx.HalfRate, halfRound*LR, LR)
+		ps, err = interleave(LR, []string{"xs-half-ceil", "xs-half-stox", "sx-half-ceil", "sip-half", "sx-half-stox"}, func(_, i int) *Phase {
+			switch i {
+			case 0:
+				return r.runXS("xs-half-ceil", pathXSEcho, echoDomain, halfRound, xs.HalfRate)
+			case 1:
+				return r.runXS("xs-half-stox", pathXSStox, stoxDomain, halfRound, xs.HalfRate)
+			case 2:
+				return r.runSXEcho("sx-half-ceil", halfRound, sx.HalfRate)
+			case 3:
+				return r.runSX("sip-half", pathSIP, bareAddr, halfRound, sx.HalfRate, o.workers, giveUp)
+			}
+			return r.runSX("sx-half-stox", pathSXStox, stoxAddr, halfRound, sx.HalfRate, o.workers, giveUp)
+		})
+		if err != nil {
+			return nil, err
+		}
+		xs.HalfCeiling, xs.HalfStox, sx.HalfCeiling, rep.Half, sx.HalfStox = ps[0], ps[1], ps[2], ps[3], ps[4]
+		for _, d := range []*Direction{xs, sx} {
+			d.AddedP50 = d.HalfStox.P50 - d.HalfCeiling.P50
+			d.AddedP99 = d.HalfStox.P99 - d.HalfCeiling.P99
+			d.RoundAddedP99 = roundDiffs(d.HalfStox.RoundP99, d.HalfCeiling.RoundP99)
+			d.MedianAddedP99 = median(d.RoundAddedP99)
+		}
 	}
 	// Paired, at half of each path's ceiling in all: the two paths of a
 	// direction at once, each at a quarter of the ceiling, in rounds; the
