@@ -126,7 +126,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.n, "n", 80000, "messages per rate phase (X->S, S->X and their ceilings)")
 	fs.IntVar(&o.rounds, "rounds", 20, "rounds each rate phase is split into, interleaved with those of the path it is compared with")
 	fs.IntVar(&o.latN, "latency-n", 10000, "messages on each path of a half-rate (latency) phase")
-	fs.IntVar(&o.latRounds, "latency-rounds", 10, "rounds of each half-rate (latency) phase; the added p99 is the median of the rounds' differences")
+	fs.IntVar(&o.latRounds, "latency-rounds", 20, "rounds of each half-rate (latency) phase; the added p99 is the median of the rounds' differences")
 	fs.BoolVar(&o.separate, "separate-latency", false, "also measure the added latency with each path alone at half the ceiling (the paired phases' predecessor; about 20 s)")
 	fs.BoolVar(&o.quick, "quick", false, "a short run: 4000 messages per phase, three rate steps")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
@@ -637,7 +637,12 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	// their own (-latency-rounds, -latency-n): a stall of the host (tens
 	// of ms, every few seconds here) sets the p99 of the round it falls
 	// in, so the pooled p99s of two paths differ by whichever got the
-	// stalls; the median of the rounds' differences does not.
+	// stalls; the median of the rounds' differences does not. Even
+	// paired, a stall costs stox's S->X path more (it works off the burst
+	// the stall leaves at its CPU per message, where the echo component
+	// writes it straight through: +2 to +12 ms in such rounds), so the
+	// rounds are short (500 messages) and many: with ten of 1,000, half
+	// of a run's rounds had a stall often enough to lift the median.
 	LR := max(o.latRounds, 1)
 	halfRound := max(o.latN/LR, 100)
 
