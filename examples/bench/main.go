@@ -136,7 +136,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.workers, "sip-workers", 256, "closed loop: concurrent UAC conversations, one transaction each")
 	fs.BoolVar(&o.steps, "steps", true, "step the offered S->X UDP rate to find the highest rate without loss")
 	fs.DurationVar(&o.stepDur, "step-duration", 2*time.Second, "how long each rate step offers load")
-	fs.StringVar(&o.stepList, "step-factors", "", "comma-separated multiples of stox's sustained S->X rate to offer (default 0.5,0.75,1,1.25,1.5,2,3)")
+	fs.StringVar(&o.stepList, "step-factors", "", "comma-separated multiples of stox's sustained S->X rate to offer (default 0.75,1,1.25,1.5,2,3)")
 	fs.StringVar(&o.profileDir, "profile", "", "save CPU profiles of stox during its phases into this directory")
 	fs.IntVar(&o.profileSec, "profile-seconds", 3, "length of each CPU profile (-profile), from the start of the phase's first round: with -rounds 1 it covers that phase alone")
 	fs.StringVar(&o.stoxEnv, "stox-env", "", "extra environment of stox only, KEY=VALUE[,KEY=VALUE] (e.g. GOGC=200 for an experiment)")
@@ -745,10 +745,10 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 		rep.Host.Pinning += " (not in the overload steps)"
 	}
 
-	// S->X over UDP, open loop, stepping the offered rate from half of
-	// stox's sustained rate; two steps past the first lossy one.
+	// S->X over UDP, open loop, stepping the offered rate from three
+	// quarters of stox's sustained rate to three times it.
 	if o.steps {
-		factors := []float64{0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0}
+		factors := []float64{0.75, 1.0, 1.25, 1.5, 2.0, 3.0}
 		if o.quick {
 			factors = []float64{0.5, 1.0, 2.0}
 		}

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -55,5 +56,22 @@ func TestSetAffinity(t *testing.T) {
 	}
 	if got := cpuList([]int{1, 2, 5}); got != "1,2,5" {
 		t.Errorf("cpuList = %q", got)
+	}
+}
+
+func TestRunNS(t *testing.T) {
+	a := runNS(os.Getpid())
+	if a <= 0 {
+		t.Fatalf("runNS(self) = %d, want > 0", a)
+	}
+	// Spin until 10 ms of CPU show (on a busy machine that can take more
+	// than 10 ms of wall time), for at most 5 s.
+	for end := time.Now().Add(5 * time.Second); runNS(os.Getpid())-a < int64(10*time.Millisecond); {
+		if time.Now().After(end) {
+			t.Fatalf("runNS rose by %v in 5 s of spinning", time.Duration(runNS(os.Getpid())-a))
+		}
+	}
+	if n := runNS(-1); n != -1 {
+		t.Errorf("runNS(-1) = %d, want -1", n)
 	}
 }

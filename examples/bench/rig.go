@@ -507,20 +507,59 @@ func (r *rig) snap() cpuSnap {
 
 // settle waits, before a measured phase, until the work the one before left
 // behind is done: this process's garbage collected, then stox and Prosody
-// idle (at most one clock tick of CPU each in 100 ms), for at most a
-// second. Without it a phase paid for its predecessor's aftermath (see
-// interleave).
+// idle (at most 2.5 ms of CPU each in 50 ms), for at most a second. Without
+// it a phase paid for its predecessor's aftermath (see interleave). It runs
+// about 200 times in a run: the windows are short, and measured in
+// nanoseconds (runNS) where clock ticks would need 100 ms to tell.
 func (r *rig) settle() {
 	runtime.GC()
-	a := r.snap()
-	for range 10 {
-		time.Sleep(100 * time.Millisecond)
-		b := r.snap()
-		if b.stox-a.stox <= 1 && b.prosody-a.prosody <= 1 {
+	const window, busy = 50 * time.Millisecond, int64(2500 * time.Microsecond)
+	pids := []int{r.stox.PID, r.prosody.PID()}
+	last := make([]int64, len(pids))
+	for i, pid := range pids {
+		last[i] = runNS(pid)
+	}
+	for range time.Second / window {
+		time.Sleep(window)
+		idle := true
+		for i, pid := range pids {
+			ns := runNS(pid)
+			if ns < 0 || ns-last[i] > busy {
+				idle = false
+			}
+			last[i] = ns
+		}
+		if idle {
 			return
 		}
-		a = b
 	}
+}
+
+// runNS is the CPU time of a process's threads, in nanoseconds
+// (/proc/PID/task/TID/schedstat); -1 if it cannot be read.
+func runNS(pid int) int64 {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return -1
+	}
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread ended
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			return -1
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return -1
+		}
+		sum += ns
+	}
+	return sum
 }
 
 // cpuCost is CPU microseconds per message of each process between two snaps.
