@@ -311,7 +311,7 @@ type Params struct {
 	N          int     `json:"messages_per_phase"`
 	Rounds     int     `json:"rounds_per_phase"`
 	LatRounds  int     `json:"rounds_per_latency_phase"`
-	LatN       int     `json:"messages_per_latency_phase"`
+	LatN       int     `json:"messages_per_latency_phase"` // on each path: -latency-n, at least 100 a round
 	Separate   bool    `json:"separate_latency_phases"`
 	Warmup     int     `json:"warmup_messages"`
 	Clients    int     `json:"xmpp_clients"`
@@ -402,7 +402,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	warm := max(min(o.n/10, 4000), 500)
 	stepPairs := 4096
 	giveUpStep := 8 * time.Second
-	rep.Params = Params{N: o.n / o.rounds * o.rounds, Rounds: o.rounds, LatRounds: max(o.latRounds, 1), LatN: o.latN, Separate: o.separate, Warmup: warm, Clients: o.clients, SIPUsers: o.sipUsers, Window: o.window,
+	rep.Params = Params{N: o.n / o.rounds * o.rounds, Rounds: o.rounds, LatRounds: max(o.latRounds, 1), LatN: max(o.latN/max(o.latRounds, 1), 100) * max(o.latRounds, 1), Separate: o.separate, Warmup: warm, Clients: o.clients, SIPUsers: o.sipUsers, Window: o.window,
 		Workers: o.workers, StepPairs: stepPairs, StepDur: o.stepDur.Seconds(), GiveUpStep: giveUpStep.Seconds()}
 
 	// Prosody is single-threaded and the limit of every path: on its own

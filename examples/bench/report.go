@@ -111,7 +111,7 @@ func printMessages(w io.Writer, rep *Report) {
 	pr := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 	p := rep.Params
 	pr("load: %d messages per rate phase after %d warm-up, in %d rounds interleaved with the compared paths'; %d per latency phase, in %d rounds; %d XMPP clients x %d SIP users, window %d per client; %d SIP conversations",
-		p.N, p.Warmup, p.Rounds, p.LatN/p.LatRounds*p.LatRounds, p.LatRounds, p.Clients, p.SIPUsers, p.Window, p.Workers)
+		p.N, p.Warmup, p.Rounds, p.LatN, p.LatRounds, p.Clients, p.SIPUsers, p.Window, p.Workers)
 	pr("")
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
