@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -359,5 +360,28 @@ func TestSeqShards(t *testing.T) {
 	}
 	if lanes, queued, dropped, unordered := q.stats(); lanes != 2 || queued != 0 || dropped != 0 || unordered != 0 {
 		t.Fatalf("stats: lanes %d queued %d dropped %d unordered %d", lanes, queued, dropped, unordered)
+	}
+}
+
+// BenchmarkSequencerTurn: a request whose turn has come at once (the usual
+// case under load: one transaction per conversation at a time) issues,
+// claims and releases its turn.
+func BenchmarkSequencerTurn(b *testing.B) {
+	s := newSequencer(time.Second, time.Minute, 1<<16, 1<<16)
+	defer s.close()
+	ctx := context.Background()
+	convs := make([]string, 1024)
+	for i := range convs {
+		convs[i] = fmt.Sprintf("conv%d", i)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		tok := "t" + strconv.Itoa(i) // a token seen before is a retransmission
+		s.issue(tok, convs[i%len(convs)], true)
+		tk := s.claim(ctx, tok)
+		if tk == nil {
+			b.Fatal("no ticket")
+		}
+		s.release(tk)
 	}
 }
