@@ -149,12 +149,14 @@ func (s *sequencer) issue(token, key string, udp bool) (issued, head bool) {
 	}
 	ln.udp = ln.udp || udp
 	ln.remember(token, h)
-	t := &ticket{seq: s, lane: ln, ready: make(chan struct{})}
+	t := &ticket{seq: s, lane: ln}
 	ln.queue = append(ln.queue, t)
 	s.queued.Add(1)
 	if len(ln.queue) == 1 {
 		t.headSince = now
-		close(t.ready)
+		t.ready = closedReady // never closed again: only a ticket queued behind another is promoted
+	} else {
+		t.ready = make(chan struct{})
 	}
 	s.tickets[token] = t
 	if w := s.waiters[token]; w != nil {
@@ -353,6 +355,14 @@ func (s *sequencer) remove(t *ticket) {
 		break
 	}
 }
+
+// closedReady is the ready channel of a ticket that is the head of its
+// lane from the start (most of them): one closed channel for all.
+var closedReady = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // promoteLocked makes the first queued ticket the head, or marks the lane
 // idle.
