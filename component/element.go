@@ -1,11 +1,11 @@
 package component
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 )
 
 // Element is one XML element of a stanza, kept whole: every attribute (xml:lang
@@ -109,19 +109,38 @@ func TextElement(space, local, text string) *Element {
 // stream's default namespace (jabber:component:accept) when its Space is that
 // namespace or empty.
 func (e *Element) String() string {
-	var b strings.Builder
+	var b bytes.Buffer
+	b.Grow(e.size())
 	e.write(&b, nsComponent, true)
 	return b.String()
 }
 
-// Bytes serialises the element.
+// Bytes serialises the element, into one allocation when nothing needs
+// escaping (size).
 func (e *Element) Bytes() []byte {
-	var b strings.Builder
+	var b bytes.Buffer
+	b.Grow(e.size())
 	e.write(&b, nsComponent, true)
-	return []byte(b.String())
+	return b.Bytes()
 }
 
-func (e *Element) write(b *strings.Builder, parentNS string, top bool) {
+// size is what write takes for e when nothing needs escaping, give or take
+// a namespace declaration.
+func (e *Element) size() int {
+	n := 2*len(e.Local) + 5 + len(e.Text) + len(e.Raw)
+	if e.Space != "" {
+		n += len(e.Space) + 9
+	}
+	for _, a := range e.Attr {
+		n += len(a.Name.Local) + len(a.Value) + 8
+	}
+	for _, c := range e.Children {
+		n += c.size()
+	}
+	return n
+}
+
+func (e *Element) write(b *bytes.Buffer, parentNS string, top bool) {
 	b.WriteByte('<')
 	b.WriteString(e.Local)
 	ns := e.Space
@@ -162,13 +181,13 @@ func (e *Element) write(b *strings.Builder, parentNS string, top bool) {
 	b.WriteByte('>')
 }
 
-func escapeText(b *strings.Builder, s string) { escape(b, s, false) }
+func escapeText(b *bytes.Buffer, s string) { escape(b, s, false) }
 
-func escapeAttr(b *strings.Builder, s string) { escape(b, s, true) }
+func escapeAttr(b *bytes.Buffer, s string) { escape(b, s, true) }
 
 // escape writes s as XML character data, or as an attribute value (quotes
 // and white space escaped too, so that they survive normalisation).
-func escape(b *strings.Builder, s string, attr bool) {
+func escape(b *bytes.Buffer, s string, attr bool) {
 	last := 0
 	for i := 0; i < len(s); i++ {
 		var esc string

@@ -2,6 +2,7 @@ package component
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
@@ -10,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -229,7 +229,7 @@ var (
 )
 
 func xmlAttrEscape(s string) string {
-	var b strings.Builder
+	var b bytes.Buffer
 	escapeAttr(&b, s)
 	return b.String()
 }
