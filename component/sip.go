@@ -2,6 +2,7 @@ package component
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"log/slog"
 
@@ -100,6 +101,11 @@ func (g *Gateway) refuseSIP(m *sipside.IncomingMessage, err error) sipside.Reply
 // stanzaFromMessage renders an S->X message (IM-07: no type attribute).
 func (g *Gateway) stanzaFromMessage(xm mapping.XMPPMessage) *Element {
 	e := NewElement(nsComponent, "message")
+	// Sized once: from, to, id, type, xml:lang; thread, subject, bodies,
+	// html (appending grew them step by step: three more allocations a
+	// message).
+	e.Attr = make([]xml.Attr, 0, 5)
+	e.Children = make([]*Element, 0, 3+len(xm.Bodies))
 	e.SetAttr("from", xm.From).SetAttr("to", xm.To).SetAttr("id", g.newID())
 	if xm.Type != "" {
 		e.SetAttr("type", xm.Type)
