@@ -21,7 +21,7 @@ func targets(rep *Report) []Target {
 	}{{"X->S", &rep.XS, 30}, {"S->X", &rep.SX, 50}} {
 		s := d.d.Stox
 		add(d.name+" rate / path ceiling", ">= 0.90",
-			fmt.Sprintf("%.2f (XMPP %.2f, SIP %.2f)", d.d.Ratio, d.d.RatioXMPP, d.d.RatioSIP), d.d.Ratio >= 0.9, "")
+			fmt.Sprintf("%.3f (XMPP %.3f, SIP %.3f)", d.d.Ratio, d.d.RatioXMPP, d.d.RatioSIP), d.d.Ratio >= 0.9, "")
 		add(d.name+" lost, refused, duplicates, order", "0/0/0/0",
 			fmt.Sprintf("%d/%d/%d/%d", s.Lost, s.Refused, s.Dups, s.Order), s.Lost == 0 && s.Refused == 0 && s.Dups == 0 && s.Order == 0, "")
 		add(d.name+" stox CPU per message", fmt.Sprintf("< %.0f us", d.cpu),
