@@ -108,12 +108,7 @@ func TextElement(space, local, text string) *Element {
 // String serialises the element. The top-level element is written in the
 // stream's default namespace (jabber:component:accept) when its Space is that
 // namespace or empty.
-func (e *Element) String() string {
-	var b bytes.Buffer
-	b.Grow(e.size())
-	e.write(&b, nsComponent, true)
-	return b.String()
-}
+func (e *Element) String() string { return string(e.Bytes()) }
 
 // Bytes serialises the element, into one allocation when nothing needs
 // escaping (size).
