@@ -42,6 +42,9 @@ type stream struct {
 	// failed is the write error that broke the stream (under mu): the
 	// reader then sees only that the connection was closed.
 	failed error
+	// segmentErr: capping the segment size failed (dialStream); the
+	// connection works with the system's size.
+	segmentErr error
 }
 
 // handshakeToken is lowercase-hex(SHA-1(streamID || secret)) (XEP-0114 s3, TV-14).
@@ -53,13 +56,23 @@ func handshakeToken(streamID, secret string) string {
 // dialStream connects, opens the stream and authenticates (COMP-01, COMP-02).
 // Errors that retrying cannot fix (wrong secret, domain conflict) wrap
 // ErrHandshakeRejected.
-func dialStream(ctx context.Context, addr, domain, secret string, timeout time.Duration) (*stream, error) {
+//
+// maxSegment > 0 caps the connection's TCP segments at that many bytes (see
+// Config.MaxSegment); a failure to do so is kept in segmentErr, not fatal.
+func dialStream(ctx context.Context, addr, domain, secret string, timeout time.Duration, maxSegment int) (*stream, error) {
+	var segErr error
 	d := net.Dialer{Timeout: timeout}
+	if maxSegment > 0 {
+		d.Control = func(_, _ string, c syscall.RawConn) error {
+			segErr = setMaxSegment(c, maxSegment)
+			return nil
+		}
+	}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("component: dial %s: %w", addr, err)
 	}
-	s := &stream{conn: conn, timeout: timeout}
+	s := &stream{conn: conn, timeout: timeout, segmentErr: segErr}
 	// The whole opening exchange must finish within the timeout, or when ctx ends.
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })

@@ -257,3 +257,25 @@ func TestRunDeliversQueuedAfterReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Config.MaxSegment: 0 takes the default, any negative value leaves the
+// system's size, the rest must be a size TCP_MAXSEG takes.
+func TestConfigMaxSegment(t *testing.T) {
+	am, err := mapping.NewAddressing(mapping.AddressingConfig{Component: "sip.example.com", ServedDomains: []string{"example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ in, want int }{{0, DefaultMaxSegment}, {-1, -1}, {-7, -1}, {536, 536}, {32767, 32767}, {535, 0}, {32768, 0}} {
+		cfg := Config{Component: "sip.example.com", Server: "127.0.0.1:1", Addressing: am, MaxSegment: c.in}
+		err := cfg.setDefaults()
+		if c.want == 0 {
+			if !errors.Is(err, ErrConfig) {
+				t.Errorf("MaxSegment %d: err = %v, want ErrConfig", c.in, err)
+			}
+			continue
+		}
+		if err != nil || cfg.MaxSegment != c.want {
+			t.Errorf("MaxSegment %d: got %d, %v; want %d", c.in, cfg.MaxSegment, err, c.want)
+		}
+	}
+}

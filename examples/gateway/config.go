@@ -43,6 +43,7 @@ type XMPPConfig struct {
 	PingTimeout   Duration `toml:"ping_timeout"`
 	ReconnectMax  Duration `toml:"reconnect_max"`
 	MaxStanzaSize int      `toml:"max_stanza_size"`
+	MaxSegment    int      `toml:"max_segment"` // TCP segment cap of the component stream; 0: 8192, -1: the system's
 	QueueLimit    int      `toml:"queue_limit"`
 	QueueMaxAge   Duration `toml:"queue_max_outage"`
 }
@@ -195,6 +196,9 @@ func (c *Config) validate() error {
 	}
 	if x.MaxStanzaSize != 0 && x.MaxStanzaSize < 10000 {
 		return keyErr("xmpp.max_stanza_size", "must be at least 10000 (RFC 6120 s13.12)")
+	}
+	if m := x.MaxSegment; m < -1 || m > 0 && (m < 536 || m > 32767) {
+		return keyErr("xmpp.max_segment", "must be 536..32767 bytes, or -1 for the system's segment size")
 	}
 	if x.QueueLimit < 0 {
 		return keyErr("xmpp.queue_limit", "must not be negative")

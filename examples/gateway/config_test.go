@@ -94,6 +94,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{`listen  = [`, "listen_typo = 1\nlisten  = [", "sip.listen_typo"},
 		{`"udp:127.0.0.1:5060", `, `"tls:127.0.0.1:5061", `, "sip.tls_cert"},
 		{`secret    = "s"`, "secret = \"s\"\nmax_stanza_size = 5000", "xmpp.max_stanza_size"},
+		{`secret    = "s"`, "secret = \"s\"\nmax_segment = 100", "xmpp.max_segment"},
+		{`secret    = "s"`, "secret = \"s\"\nmax_segment = 40000", "xmpp.max_segment"},
+		{`secret    = "s"`, "secret = \"s\"\nmax_segment = -2", "xmpp.max_segment"},
 		{`secret    = "s"`, "secret = \"s\"\nping_interval = \"soon\"", "ping_interval"},
 	}
 	for _, c := range replace {

@@ -182,6 +182,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		PingTimeout:     cfg.XMPP.PingTimeout.Duration,
 		BackoffMax:      cfg.XMPP.ReconnectMax.Duration,
 		MaxStanzaSize:   cfg.XMPP.MaxStanzaSize,
+		MaxSegment:      cfg.XMPP.MaxSegment,
 		OutboxLimit:     cfg.XMPP.QueueLimit,
 		OutboxMaxOutage: cfg.XMPP.QueueMaxAge.Duration,
 		SessionQueue:    cfg.SIP.UserQueue,
