@@ -60,11 +60,18 @@ func handshakeToken(streamID, secret string) string {
 // maxSegment > 0 caps the connection's TCP segments at that many bytes (see
 // Config.MaxSegment); a failure to do so is kept in segmentErr, not fatal.
 func dialStream(ctx context.Context, addr, domain, secret string, timeout time.Duration, maxSegment int) (*stream, error) {
-	var segErr error
 	d := net.Dialer{Timeout: timeout}
+	// Control runs for each address tried, concurrently when the name has
+	// IPv4 and IPv6 addresses: the error kept is the connected one's.
+	var segMu sync.Mutex
+	segErrs := map[string]error{}
 	if maxSegment > 0 {
-		d.Control = func(_, _ string, c syscall.RawConn) error {
-			segErr = setMaxSegment(c, maxSegment)
+		d.Control = func(_, address string, c syscall.RawConn) error {
+			if err := setMaxSegment(c, maxSegment); err != nil {
+				segMu.Lock()
+				segErrs[address] = err
+				segMu.Unlock()
+			}
 			return nil
 		}
 	}
@@ -72,6 +79,9 @@ func dialStream(ctx context.Context, addr, domain, secret string, timeout time.D
 	if err != nil {
 		return nil, fmt.Errorf("component: dial %s: %w", addr, err)
 	}
+	segMu.Lock()
+	segErr := segErrs[conn.RemoteAddr().String()]
+	segMu.Unlock()
 	s := &stream{conn: conn, timeout: timeout, segmentErr: segErr}
 	// The whole opening exchange must finish within the timeout, or when ctx ends.
 	_ = conn.SetDeadline(time.Now().Add(timeout))
