@@ -467,7 +467,7 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 			return fmt.Errorf("stox exited during %s\n%s", p.Name, r.stox.Logs())
 		}
 		logf("%-14s %8.0f msg/s  got %d/%d  refused %d  dup %d  order %d  p50 %.2f ms  p99 %.2f ms  stox %.1f us/msg  prosody busy %.2f  udp drops %v",
-			p.Name, p.Rate, p.Got, p.Sent, p.Refused, p.Dups, p.Order, p.P50, p.P99, p.StoxCPU, p.ProsodyCPU*p.Rate/1e6, p.UDPDrops)
+			p.Name, p.Rate, p.Got, p.Sent, p.Refused, p.Dups, p.Order, p.P50, p.P99, p.StoxCPU, p.busy(), p.UDPDrops)
 		return nil
 	}
 	profile := func(name string, p func() *Phase) *Phase {

@@ -43,6 +43,8 @@ type Phase struct {
 	// (mergeRounds), in order; empty for a phase run in one go.
 	RoundRates []float64 `json:"round_rates_per_s,omitempty"`
 	RoundP99   []float64 `json:"round_latency_p99_ms,omitempty"`
+	// RoundBusy is Prosody's busy share of each round (busy).
+	RoundBusy []float64 `json:"round_prosody_busy,omitempty"`
 	// Inline counts the phase's MESSAGEs stox handled on its UDP read loop
 	// (S->X through stox; stox_sip_message_inline_total).
 	Inline int `json:"stox_on_read_loop,omitempty"`
@@ -103,6 +105,12 @@ func (r *rig) finish(p *Phase, t *tracker, start int64, before cpuSnap, errs0 in
 	p.Lost = max(p.Sent-p.Got-p.Refused, 0)
 }
 
+// busy is the share of the phase's active time that Prosody spent on the
+// CPU: about 1 when Prosody is the limit of the path throughout. A round of
+// a path whose sender leaves Prosody waiting comes out lower (the component
+// stream's stalls before 9285d2f: 0.65-0.79).
+func (p *Phase) busy() float64 { return p.ProsodyCPU * p.Rate / 1e6 }
+
 // setSIP attaches the UAC's view of a phase and counts its refusals.
 func (p *Phase) setSIP(s *SIPStats) {
 	p.SIP = s
@@ -143,6 +151,7 @@ func mergeRounds(name string, rounds []*Phase) *Phase {
 		p.lat = append(p.lat, r.lat...)
 		p.RoundRates = append(p.RoundRates, r.Rate)
 		p.RoundP99 = append(p.RoundP99, r.P99)
+		p.RoundBusy = append(p.RoundBusy, r.busy())
 		p.Inline += r.Inline
 		stox += r.StoxCPU * float64(r.Sent)
 		prosody += r.ProsodyCPU * float64(r.Sent)

@@ -94,3 +94,17 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+// A round's busy share is Prosody's CPU over the round's active time; the
+// report counts the stox rounds below stalledBusy.
+func TestRoundBusy(t *testing.T) {
+	a := &Phase{Sent: 100, Got: 100, Rate: 8000, ProsodyCPU: 120, active: 1}
+	b := &Phase{Sent: 100, Got: 100, Rate: 6000, ProsodyCPU: 120, active: 1}
+	if got := a.busy(); got < 0.959 || got > 0.961 {
+		t.Fatalf("busy = %v, want 0.96", got)
+	}
+	m := mergeRounds("x", []*Phase{a, b})
+	if len(m.RoundBusy) != 2 || countBelow(m.RoundBusy, stalledBusy) != 1 || spanOf(m.RoundBusy) != "0.72-0.96" {
+		t.Fatalf("RoundBusy %v, below %d, span %s", m.RoundBusy, countBelow(m.RoundBusy, stalledBusy), spanOf(m.RoundBusy))
+	}
+}

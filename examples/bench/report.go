@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -157,6 +158,10 @@ func printMessages(w io.Writer, rep *Report) {
 			sep = fmt.Sprintf("; separate phases p50 %+.2f ms, p99 %+.2f ms, median %+.2f ms%s",
 				d.d.AddedP50, d.d.AddedP99, d.d.MedianAddedP99, roundSigned(d.d.RoundAddedP99))
 		}
+		if len(d.d.Stox.RoundBusy) > 0 {
+			pr("      Prosody's busy share of the rounds: echo path %s, stox path %s; stox rounds below %.2f: %d of %d",
+				spanOf(d.d.Ceiling.RoundBusy), spanOf(d.d.Stox.RoundBusy), stalledBusy, countBelow(d.d.Stox.RoundBusy, stalledBusy), len(d.d.Stox.RoundBusy))
+		}
 		pr("      added latency (stox path minus echo path) at half the path ceiling (%.0f msg/s): paired, both paths at once, p50 %+.2f ms, p99 %+.2f ms, median of the rounds' p99 %+.2f ms%s%s",
 			d.d.HalfRate, d.d.PairAddedP50, d.d.PairAddedP99, d.d.MedianPairAddedP99, roundSigned(d.d.RoundPairAddedP99), sep)
 	}
@@ -185,6 +190,28 @@ func printMessages(w io.Writer, rep *Report) {
 		float64(pc.RSSIdleKB)/1024, float64(pc.RSSPeakKB)/1024, float64(pc.RSSEndKB)/1024, mb(pc.HeapIdle), mb(pc.HeapEnd))
 	pr("stox metrics: X->S delivered %.0f failed %.0f refused %.0f; S->X accepted %.0f refused %.0f, %.0f of all S->X MESSAGEs handled on the read loop",
 		pc.MetricsXSOK, pc.MetricsXSFailed, pc.MetricsXSRefuse, pc.MetricsSXOK, pc.MetricsSXRefuse, pc.MetricsSXInline)
+}
+
+// stalledBusy: a round in which Prosody was busy less than this share of
+// the time waited for its sender (Phase.busy).
+const stalledBusy = 0.85
+
+// spanOf formats the range of v ("0.95-1.00").
+func spanOf(v []float64) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f-%.2f", slices.Min(v), slices.Max(v))
+}
+
+func countBelow(v []float64, limit float64) int {
+	n := 0
+	for _, x := range v {
+		if x < limit {
+			n++
+		}
+	}
+	return n
 }
 
 func printTargets(w io.Writer, rep *Report) {
