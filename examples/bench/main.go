@@ -402,7 +402,10 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 	warm := max(min(o.n/10, 4000), 500)
 	stepPairs := 4096
 	giveUpStep := 8 * time.Second
-	rep.Params = Params{N: o.n / o.rounds * o.rounds, Rounds: o.rounds, LatRounds: max(o.latRounds, 1), LatN: max(o.latN/max(o.latRounds, 1), 100) * max(o.latRounds, 1), Separate: o.separate, Warmup: warm, Clients: o.clients, SIPUsers: o.sipUsers, Window: o.window,
+	// The latency phases: LR rounds of halfRound messages on each path.
+	LR := max(o.latRounds, 1)
+	halfRound := max(o.latN/LR, 100)
+	rep.Params = Params{N: o.n / o.rounds * o.rounds, Rounds: o.rounds, LatRounds: LR, LatN: halfRound * LR, Separate: o.separate, Warmup: warm, Clients: o.clients, SIPUsers: o.sipUsers, Window: o.window,
 		Workers: o.workers, StepPairs: stepPairs, StepDur: o.stepDur.Seconds(), GiveUpStep: giveUpStep.Seconds()}
 
 	// Prosody is single-threaded and the limit of every path: on its own
@@ -633,18 +636,16 @@ func bench(ctx context.Context, o options, logf func(string, ...any), during fun
 		}
 	}
 
-	// Latency, open loop, at half of each path's ceiling, in rounds of
-	// their own (-latency-rounds, -latency-n): a stall of the host (tens
-	// of ms, every few seconds here) sets the p99 of the round it falls
-	// in, so the pooled p99s of two paths differ by whichever got the
-	// stalls; the median of the rounds' differences does not. Even
+	// Latency, open loop, at half of each path's ceiling, in rounds of their
+	// own (LR of halfRound, above: -latency-rounds, -latency-n): a stall of
+	// the host (tens of ms, every few seconds here) sets the p99 of the
+	// round it falls in, so the pooled p99s of two paths differ by whichever
+	// got the stalls; the median of the rounds' differences does not. Even
 	// paired, a stall costs stox's S->X path more (it works off the burst
 	// the stall leaves at its CPU per message, where the echo component
 	// writes it straight through: +2 to +12 ms in such rounds), so the
-	// rounds are short (500 messages) and many: with ten of 1,000, half
-	// of a run's rounds had a stall often enough to lift the median.
-	LR := max(o.latRounds, 1)
-	halfRound := max(o.latN/LR, 100)
+	// rounds are short (500 messages) and many: with ten of 1,000, half of a
+	// run's rounds had a stall often enough to lift the median.
 
 	// Separate (-separate-latency): each path alone, the phases of a
 	// round one after the other.
